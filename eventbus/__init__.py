@@ -1,0 +1,38 @@
+"""eventbus: a small, fast, async-first, in-process event bus."""
+
+from importlib import metadata as _metadata
+
+from ._bus import EventBus
+from ._catalog import EventSpec
+from ._errors import (
+    BusClosedError,
+    EventBusError,
+    PayloadError,
+    ReentrancyError,
+    UnknownEventError,
+)
+from ._event import Event
+from ._handlers import HandlerInfo
+from ._report import EmitReport, HandlerResult
+from ._testing import Recorder
+
+try:
+    __version__ = _metadata.version("eventbus")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BusClosedError",
+    "EmitReport",
+    "Event",
+    "EventBus",
+    "EventBusError",
+    "EventSpec",
+    "HandlerInfo",
+    "HandlerResult",
+    "PayloadError",
+    "Recorder",
+    "ReentrancyError",
+    "UnknownEventError",
+    "__version__",
+]

@@ -1,0 +1,847 @@
+"""``EventBus``: subscriptions, emission entry points and their bookkeeping.
+
+The dispatch loop itself lives in ``_dispatch``; this module decides *whether*
+and *with what* an emission runs (route, chain, closing state) and keeps the
+subscription tables, which are copied on write so that emissions never lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import threading
+import weakref
+from asyncio.events import _get_running_loop
+from collections.abc import Awaitable, Callable, Iterator
+from time import time
+from typing import Any, Final, Self, TypeVar, final, overload
+
+from ._catalog import EventSpec, check_payload, make_spec, suggest
+from ._chain import Frame, chain_names, current_frame, loops_back, runs_on
+from ._dispatch import dispatch, dispatch_sync, finish_awaitable
+from ._errors import BusClosedError, ReentrancyError, UnknownEventError
+from ._event import Event, new_event, next_serial
+from ._handlers import (
+    HandlerInfo,
+    check_handler,
+    check_options,
+    check_timeout,
+    subscription_identity,
+)
+from ._logging import LogGate, structlog_config
+from ._names import check_name, check_pattern, is_pattern, key_matches, keys_overlap
+from ._report import EmitReport, new_report
+from ._routes import Route, dispatch_order
+from ._testing import Recorder
+
+__all__ = ["EventBus"]
+
+H = TypeVar("H", bound=Callable[..., Any])
+ErrorHook = Callable[[Event, HandlerInfo, Exception], Any]
+
+_MAX_CACHED_ROUTES: Final = 4096
+_NO_HANDLERS: Final[tuple[HandlerInfo, ...]] = ()
+
+
+def _collected_callback(bus_ref: weakref.ref[EventBus]) -> Callable[[object], None]:
+    """The weakref callback for a bus's weakly held handlers (holds the bus weakly)."""
+
+    def collected(_: object) -> None:
+        bus = bus_ref()
+        if bus is not None:
+            bus._has_dead = True
+            bus._routes = {}
+
+    return collected
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+@final
+class EventBus:
+    """An in-process event bus: modules subscribe handlers to event names and
+    emit events without importing each other.
+
+    Handlers run one at a time in a deterministic order (priority, then
+    subscription order), each isolated from the others' failures. See the
+    README for the guarantees.
+    """
+
+    def __init__(
+        self,
+        name: str = "eventbus",
+        *,
+        logger: Any | None = None,
+        max_depth: int = 16,
+        strict: bool = False,
+        handler_timeout: float | None = None,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"bus name must be a str, not {type(name).__name__}")
+        if not name:
+            raise ValueError("bus name must not be empty")
+        if not isinstance(max_depth, int) or isinstance(max_depth, bool):
+            raise TypeError(f"max_depth must be an int, not {type(max_depth).__name__}")
+        if max_depth < 0:
+            raise ValueError(f"max_depth must be >= 0, not {max_depth}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
+        self._name: Final = name
+        self._log: Final = LogGate(logger)
+        self._max_depth: Final = max_depth
+        self._strict: Final = strict
+        self._handler_timeout: Final = check_timeout(handler_timeout, "handler_timeout")
+        self._on_error: Final = on_error
+        self._lock: Final = threading.RLock()
+        self._order: Final = itertools.count()
+        self._on_collected: Final = _collected_callback(weakref.ref(self))
+        # Copied on write under _lock; read without it.
+        self._subscriptions: dict[str, tuple[HandlerInfo, ...]] = {}
+        self._specs: dict[str, EventSpec] = {}
+        self._mutes: tuple[str, ...] = ()
+        self._recorders: tuple[Recorder, ...] = ()
+        self._routes: dict[str, Route] = {}
+        self._has_dead = False
+        # Emissions under way (one entry each; list append/pop are atomic).
+        self._inflight: Final[list[None]] = []
+        self._closing = False
+        self._closed = False
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._tasks: Final[set[asyncio.Task[Any]]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @property
+    def max_depth(self) -> int:
+        return self._max_depth
+
+    @property
+    def closed(self) -> bool:
+        """True once ``aclose()`` was called (new top-level emissions are refused)."""
+        return self._closing
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closing else ""
+        return f"<EventBus {self._name!r} subscriptions={self.listener_count()}{state}>"
+
+    # ------------------------------------------------------------------ subscribing
+
+    @overload
+    def on(
+        self,
+        name: str,
+        handler: H,
+        *,
+        priority: int = 0,
+        once: bool = False,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> H: ...
+
+    @overload
+    def on(
+        self,
+        name: str,
+        handler: None = None,
+        *,
+        priority: int = 0,
+        once: bool = False,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> Callable[[H], H]: ...
+
+    def on(
+        self,
+        name: str,
+        handler: H | None = None,
+        *,
+        priority: int = 0,
+        once: bool = False,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> H | Callable[[H], H]:
+        """Subscribe ``handler`` to an event name or pattern; return it unchanged.
+
+        Without ``handler``, return a decorator that subscribes the function it
+        decorates. Subscribing the same handler to the same name twice is a
+        no-op that keeps the first subscription's options.
+        """
+        return self._on(
+            name, handler, priority=priority, once=once, predicate=predicate,
+            weak=weak, timeout=timeout, owner=owner,
+        )
+
+    @overload
+    def once(
+        self,
+        name: str,
+        handler: H,
+        *,
+        priority: int = 0,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> H: ...
+
+    @overload
+    def once(
+        self,
+        name: str,
+        handler: None = None,
+        *,
+        priority: int = 0,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> Callable[[H], H]: ...
+
+    def once(
+        self,
+        name: str,
+        handler: H | None = None,
+        *,
+        priority: int = 0,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> H | Callable[[H], H]:
+        """``on(..., once=True)``: the handler runs at most once, ever."""
+        return self._on(
+            name, handler, priority=priority, once=True, predicate=predicate,
+            weak=weak, timeout=timeout, owner=owner,
+        )
+
+    def _on(self, name: str, handler: H | None, **options: Any) -> H | Callable[[H], H]:
+        if handler is None:
+            check_options(**options)
+            self._check_subscribable(name)
+
+            def decorator(function: H) -> H:
+                self._subscribe(name, function, **options)
+                return function
+
+            return decorator
+        self._subscribe(name, handler, **options)
+        return handler
+
+    def off(self, name: str, handler: Callable[..., Any]) -> bool:
+        """Unsubscribe ``handler`` from exactly this name or pattern; True if it was."""
+        check_pattern(name)
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}: {handler!r}")
+        identity = subscription_identity(handler)
+        with self._lock:
+            for info in self._subscriptions.get(name, ()):
+                if info._identity == identity and info.callback is not None:
+                    self._remove([info])
+                    return True
+        return False
+
+    @contextlib.contextmanager
+    def subscribed(
+        self,
+        name: str,
+        handler: H,
+        *,
+        priority: int = 0,
+        once: bool = False,
+        predicate: Callable[[Event], object] | None = None,
+        weak: bool | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> Iterator[H]:
+        """Subscribe ``handler`` for the duration of a ``with`` block.
+
+        A subscription that existed before the block is left in place.
+        """
+        info = self._subscribe(
+            name, handler, priority=priority, once=once, predicate=predicate,
+            weak=weak, timeout=timeout, owner=owner,
+        )
+        try:
+            yield handler
+        finally:
+            if info is not None:
+                self._discard(info)
+
+    def clear(self, name: str | None = None, *, owner: str | None = None) -> int:
+        """Drop subscriptions: all of them, those made with exactly ``name`` (a
+        name or pattern), those of ``owner``, or those matching both. Returns
+        how many were dropped."""
+        if name is not None:
+            check_pattern(name)
+        if owner is not None and not isinstance(owner, str):
+            raise TypeError(f"owner must be a str or None, not {type(owner).__name__}: {owner!r}")
+        with self._lock:
+            doomed = [
+                info
+                for key, infos in self._subscriptions.items()
+                if name is None or key == name
+                for info in infos
+                if owner is None or info.owner == owner
+            ]
+            self._remove(doomed)
+        return len(doomed)
+
+    def _check_subscribable(self, key: str) -> None:
+        check_pattern(key)
+        if self._strict and not self._is_declared(key):
+            kind = "pattern" if is_pattern(key) else "event"
+            raise UnknownEventError(
+                f"strict bus {self._name!r}: {kind} {key!r} matches no declared event; "
+                f"{suggest(key, list(self._specs))}"
+            )
+
+    def _is_declared(self, key: str) -> bool:
+        if is_pattern(key):
+            return any(key_matches(key, name) for name in self._specs)
+        return key in self._specs
+
+    def _subscribe(
+        self, key: str, handler: Callable[..., Any], **options: Any
+    ) -> HandlerInfo | None:
+        """Register one subscription; None if the handler was already subscribed to ``key``."""
+        check_handler(handler)
+        check_options(**options)
+        self._check_subscribable(key)
+        timeout = options["timeout"]
+        identity = subscription_identity(handler)
+        with self._lock:
+            self._purge_collected()
+            existing = self._subscriptions.get(key, _NO_HANDLERS)
+            if any(i._identity == identity and i.callback is not None for i in existing):
+                return None
+            info = HandlerInfo(
+                handler,
+                key,
+                priority=options["priority"],
+                once=options["once"],
+                predicate=options["predicate"],
+                weak=options["weak"],
+                timeout=self._handler_timeout if timeout is None else float(timeout),
+                owner=options["owner"],
+                order=next(self._order),
+                on_collected=self._on_collected,
+            )
+            subscriptions = dict(self._subscriptions)
+            subscriptions[key] = (*existing, info)
+            self._subscriptions = subscriptions
+            self._routes = {}
+        return info
+
+    def _discard(self, info: HandlerInfo) -> None:
+        """Remove one subscription if it is still there (once-claims, ``subscribed``)."""
+        with self._lock:
+            self._remove([info])
+
+    def _remove(self, doomed: list[HandlerInfo]) -> None:
+        """Drop these subscriptions; the caller holds the lock."""
+        if not doomed:
+            return
+        gone = {id(info) for info in doomed}
+        subscriptions = {}
+        for key, infos in self._subscriptions.items():
+            kept = tuple(info for info in infos if id(info) not in gone)
+            if kept:
+                subscriptions[key] = kept
+        self._subscriptions = subscriptions
+        self._routes = {}
+
+    def _purge_collected(self) -> None:
+        """Forget subscriptions whose weakly held handler was collected."""
+        if self._has_dead:
+            with self._lock:
+                self._has_dead = False
+                self._remove([
+                    info
+                    for infos in self._subscriptions.values()
+                    for info in infos
+                    if info.callback is None
+                ])
+
+    # ------------------------------------------------------------------ catalog
+
+    def declare(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        payload: dict[str, Any] | None = None,
+        reentrant: bool = False,
+    ) -> EventSpec:
+        """Declare an event: its description, required payload types, re-entrancy.
+
+        Declaring the same event again with the same spec is harmless; with a
+        different spec it is a ``ValueError``.
+        """
+        check_name(name)
+        spec = make_spec(name, description, payload, reentrant)
+        with self._lock:
+            known = self._specs.get(name)
+            if known is not None:
+                if known == spec:
+                    return known
+                raise ValueError(f"event {name!r} is already declared differently: {known}")
+            self._specs = {**self._specs, name: spec}
+            self._routes = {}
+        return spec
+
+    def catalog(self) -> tuple[EventSpec, ...]:
+        """Every declared event, sorted by name."""
+        return tuple(spec for _, spec in sorted(self._specs.items()))
+
+    # ------------------------------------------------------------------ emitting
+
+    async def emit(self, name: str, /, *, source: str | None = None, **payload: Any) -> EmitReport:
+        """Run every matching handler in order, awaiting async ones; report how each fared."""
+        try:
+            route = self._routes[name]
+        except (KeyError, TypeError):
+            route = self._route(name)
+        loop = _get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+        parent = current_frame.get()
+        inflight = self._inflight
+        inflight.append(None)  # before reading _closing: see aclose
+        try:
+            if parent is None and route.plain and source is None and not self._closing:
+                event = new_event(Event, (name, payload, None, next_serial(), None, 0, time()))
+            else:
+                event = self._admit(route, name, payload, source, parent)
+            if route.calls:
+                token = current_frame.set((self, event, parent))
+                try:
+                    report = await dispatch(self, route, event)
+                finally:
+                    current_frame.reset(token)
+            else:
+                report = new_report(EmitReport, (event, (), (), 0))
+            gate = self._log
+            if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+                self._log_emitted(report, route)
+            return report
+        finally:
+            inflight.pop()
+            if self._closing:
+                self._wake_closers()
+
+    def emit_sync(self, name: str, /, *, source: str | None = None, **payload: Any) -> EmitReport:
+        """``emit`` for synchronous code.
+
+        Outside a running loop, async handlers run on a loop this bus emitted on
+        that is still running in another thread, else on a private loop. Inside
+        a running loop's thread, async handlers cannot be awaited: RuntimeError.
+        """
+        try:
+            route = self._routes[name]
+        except (KeyError, TypeError):
+            route = self._route(name)
+        running = _get_running_loop()
+        if running is not None and route.has_async:
+            if self._closing:
+                self._refuse_if_closed(name, current_frame.get())
+            async_names = ", ".join(info.name for info in route.handlers if info.is_async)
+            raise RuntimeError(
+                f"emit_sync({name!r}) inside a running event loop cannot run async handlers "
+                f"({async_names}); use `await bus.emit(...)` or `bus.publish(...)`"
+            )
+        parent = current_frame.get()
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            if parent is None and route.plain and source is None and not self._closing:
+                event = new_event(Event, (name, payload, None, next_serial(), None, 0, time()))
+            else:
+                event = self._admit(route, name, payload, source, parent)
+            if route.calls:
+                token = current_frame.set((self, event, parent))
+                try:
+                    report = dispatch_sync(
+                        self, route, event, None if running is not None else self._run_blocking
+                    )
+                finally:
+                    current_frame.reset(token)
+            else:
+                report = new_report(EmitReport, (event, (), (), 0))
+            gate = self._log
+            if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+                self._log_emitted(report, route)
+            return report
+        finally:
+            inflight.pop()
+            if self._closing:
+                self._wake_closers()
+
+    def publish(
+        self, name: str, /, *, source: str | None = None, **payload: Any
+    ) -> asyncio.Task[EmitReport]:
+        """Emit in a new task (fire and forget); ``drain()`` waits for it.
+
+        Refusals (loops, payload, strict, closed) raise here, not in the task.
+        """
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError(
+                "publish() needs a running event loop; from synchronous code use emit_sync()"
+            )
+        try:
+            route = self._routes[name]
+        except (KeyError, TypeError):
+            route = self._route(name)
+        if loop is not self._loop:
+            self._loop = loop
+        parent = current_frame.get()
+        self._inflight.append(None)  # counted until the task is done: see _published_done
+        try:
+            event = self._admit(route, name, payload, source, parent)
+            task = loop.create_task(self._deliver(route, event, parent), name=f"eventbus:{name}")
+        except BaseException:
+            self._finish_one()
+            raise
+        self._tasks.add(task)
+        task.add_done_callback(self._published_done)
+        return task
+
+    async def drain(self) -> None:
+        """Wait until every published emission of this loop is done, including
+        those published while draining."""
+        loop = asyncio.get_running_loop()
+        while pending := [t for t in self._tasks if not t.done() and t.get_loop() is loop]:
+            await asyncio.wait(pending)
+
+    async def aclose(self) -> None:
+        """Refuse new top-level emissions, then wait for every accepted one.
+
+        Emissions made by handlers of accepted emissions are still accepted, so
+        a chain in progress finishes; once this returns, every emission is refused.
+        """
+        if runs_on(current_frame.get(), self):
+            raise RuntimeError(
+                "aclose() was called from a handler of this bus; it would wait for itself"
+            )
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        while self._inflight:
+            waiter: asyncio.Future[None] = loop.create_future()
+            with self._lock:
+                self._idle_waiters.append(waiter)
+            try:
+                if self._inflight:
+                    await waiter
+            finally:
+                with self._lock, contextlib.suppress(ValueError):
+                    self._idle_waiters.remove(waiter)
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _route(self, name: str) -> Route:
+        """Build (and cache) the route of a name that is not cached yet."""
+        check_name(name)
+        routes = self._routes  # read before the tables: see _routes' docstring
+        if self._strict and name not in self._specs:
+            raise UnknownEventError(
+                f"strict bus {self._name!r}: event {name!r} is not declared; "
+                f"{suggest(name, list(self._specs))}"
+            )
+        route = Route(
+            name, self._subscriptions, self._specs.get(name), self._mutes, self._recorders
+        )
+        if len(routes) < _MAX_CACHED_ROUTES:
+            routes[name] = route
+        return route
+
+    def _admit(
+        self,
+        route: Route,
+        name: str,
+        payload: dict[str, Any],
+        source: str | None,
+        parent: Frame | None,
+    ) -> Event:
+        """Make the event of an emission that needs checking, or refuse it.
+
+        The caller has already counted the emission in ``_inflight``; the fast
+        path (top-level, no payload check, no recorder, no source, open bus)
+        does not come here.
+        """
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+        if self._closing:
+            self._refuse_if_closed(name, parent)
+        if route.payload_check:
+            check_payload(name, route.payload_check, payload)
+        if parent is None:
+            event = new_event(Event, (name, payload, source, next_serial(), None, 0, time()))
+        else:
+            event = self._nested_event(route, name, payload, source, parent)
+        for recorder in route.recorders:
+            recorder.events.append(event)
+        return event
+
+    def _nested_event(
+        self, route: Route, name: str, payload: dict[str, Any], source: str | None, parent: Frame
+    ) -> Event:
+        parent_event = parent[1]
+        depth = parent_event.depth + 1
+        if depth > self._max_depth:
+            reason = f"it would nest deeper than max_depth={self._max_depth}"
+            self._refuse_loop(name, parent, reason)
+        if not route.reentrant and loops_back(parent, self, name):
+            self._refuse_loop(name, parent, "it is already being emitted in this chain")
+        fields = (name, payload, source, next_serial(), parent_event.id, depth, time())
+        return new_event(Event, fields)
+
+    def _refuse_loop(self, name: str, parent: Frame, reason: str) -> None:
+        chain = (*chain_names(parent), name)
+        shown = " -> ".join(chain)
+        self._log.error(
+            "eventbus.loop_refused", bus=self._name, event_name=name, chain=shown, reason=reason
+        )
+        raise ReentrancyError(f"refused to emit {name!r}: {reason}: {shown}", chain)
+
+    def _refuse_if_closed(self, name: str, parent: Frame | None) -> None:
+        if self._closed or not runs_on(parent, self):
+            raise BusClosedError(f"bus {self._name!r} is closed: emission of {name!r} refused")
+
+    def _finish_one(self) -> None:
+        """Count an emission as finished; wake ``aclose`` when none is left."""
+        self._inflight.pop()
+        if self._closing:
+            self._wake_closers()
+
+    def _wake_closers(self) -> None:
+        if self._inflight:
+            return
+        with self._lock:
+            waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+
+    async def _deliver(self, route: Route, event: Event, parent: Frame | None) -> EmitReport:
+        if route.calls:
+            token = current_frame.set((self, event, parent))
+            try:
+                report = await dispatch(self, route, event)
+            finally:
+                current_frame.reset(token)
+        else:
+            report = new_report(EmitReport, (event, (), (), 0))
+        gate = self._log
+        if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+            self._log_emitted(report, route)
+        return report
+
+    def _published_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._finish_one()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._log.error(
+                "eventbus.publish_failed", bus=self._name, task=task.get_name(), exc_info=error
+            )
+
+    def _run_blocking(self, awaitable: Awaitable[Any], timeout: float | None) -> Any:
+        """Finish an awaitable from a thread with no running loop (``emit_sync``)."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(finish_awaitable(awaitable, timeout), loop)
+            return future.result()
+        return asyncio.run(finish_awaitable(awaitable, timeout))
+
+    def _log_emitted(self, report: EmitReport, route: Route) -> None:
+        event = report.event
+        self._log.debug(
+            "eventbus.emitted",
+            bus=self._name,
+            event_name=event.name,
+            event_id=event.id,
+            parent_id=event.parent_id,
+            source=event.source,
+            depth=event.depth,
+            handlers=len(report.results),
+            failed=report.failed,
+            muted=route.muted,
+            duration_ms=round(report.duration * 1000, 3),
+        )
+
+    def _handler_failed(
+        self, event: Event, info: HandlerInfo, error: Exception
+    ) -> Awaitable[Any] | None:
+        """Log a handler's failure and pass it to ``on_error``; return what that
+        returned if it must be awaited."""
+        self._log.error(
+            "eventbus.handler_failed",
+            bus=self._name,
+            event_name=event.name,
+            event_id=event.id,
+            handler=info.name,
+            pattern=info.pattern,
+            error_type=type(error).__qualname__,
+            exc_info=error,
+        )
+        if self._on_error is None:
+            return None
+        try:
+            result = self._on_error(event, info, error)
+        except Exception as hook_error:
+            self._error_hook_failed(event, hook_error)
+            return None
+        return result if result is not None and inspect.isawaitable(result) else None
+
+    def _error_hook_failed(self, event: Event, error: BaseException) -> None:
+        self._log.error(
+            "eventbus.on_error_failed", bus=self._name, event_name=event.name,
+            event_id=event.id, exc_info=error,
+        )
+
+    async def _await_error_hook(self, pending: Awaitable[Any], event: Event) -> None:
+        try:
+            await pending
+        except Exception as error:
+            self._error_hook_failed(event, error)
+
+    def _finish_error_hook_blocking(
+        self,
+        pending: Awaitable[Any],
+        event: Event,
+        run: Callable[[Awaitable[Any], float | None], Any] | None,
+    ) -> None:
+        if run is None:  # inside a running loop: let it finish as a tracked task
+            task = asyncio.ensure_future(self._await_error_hook(pending, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        try:
+            run(pending, None)
+        except Exception as error:
+            self._error_hook_failed(event, error)
+
+    # ------------------------------------------------------------------ introspection
+
+    def listeners(self, name: str) -> tuple[HandlerInfo, ...]:
+        """Every subscription that could receive an event matching ``name`` (a
+        name or a pattern), in dispatch order."""
+        check_pattern(name)
+        self._purge_collected()
+        return tuple(dispatch_order(
+            info
+            for key, infos in self._subscriptions.items()
+            if keys_overlap(key, name)
+            for info in infos
+            if info.callback is not None
+        ))
+
+    def listener_count(self, name: str | None = None) -> int:
+        """How many subscriptions ``listeners(name)`` lists; all of them when None."""
+        if name is not None:
+            return len(self.listeners(name))
+        self._purge_collected()
+        return sum(
+            1 for infos in self._subscriptions.values() for info in infos
+            if info.callback is not None
+        )
+
+    def has_listeners(self, name: str) -> bool:
+        """Whether anything would receive ``name`` (cheap: check it before
+        building an expensive payload)."""
+        try:
+            return self._routes[name].listening
+        except (KeyError, TypeError):
+            pass
+        check_pattern(name)
+        if is_pattern(name) or (self._strict and name not in self._specs):
+            return bool(self.listeners(name))
+        return self._route(name).listening
+
+    def topics(self) -> tuple[str, ...]:
+        """The names and patterns that have subscriptions, sorted."""
+        self._purge_collected()
+        return tuple(sorted(self._subscriptions))
+
+    def describe(self) -> list[dict[str, Any]]:
+        """A JSON-serialisable view of the topics and their handlers."""
+        self._purge_collected()
+        return [
+            {
+                "topic": key,
+                "declared": self._is_declared(key),
+                "handlers": [
+                    {
+                        "name": info.name,
+                        "priority": info.priority,
+                        "once": info.once,
+                        "weak": info.weak,
+                        "timeout": info.timeout,
+                        "has_predicate": info.has_predicate,
+                        "owner": info.owner,
+                    }
+                    for info in infos
+                    if info.callback is not None
+                ],
+            }
+            for key, infos in sorted(self._subscriptions.items())
+        ]
+
+    @contextlib.contextmanager
+    def record(self, pattern: str = "*") -> Iterator[Recorder]:
+        """Record every emission matching ``pattern`` inside the block."""
+        check_pattern(pattern)
+        recorder = Recorder(pattern)
+        with self._lock:
+            self._recorders = (*self._recorders, recorder)
+            self._routes = {}
+        try:
+            yield recorder
+        finally:
+            with self._lock:
+                self._recorders = tuple(r for r in self._recorders if r is not recorder)
+                self._routes = {}
+
+    @contextlib.contextmanager
+    def muted(self, *names: str) -> Iterator[None]:
+        """Inside the block, emissions matching any of ``names`` (names or
+        patterns; everything when none is given) run no handler."""
+        patterns = tuple(check_pattern(name) for name in names) or ("*",)
+        with self._lock:
+            self._mutes = (*self._mutes, *patterns)
+            self._routes = {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                mutes = list(self._mutes)
+                for pattern in patterns:
+                    mutes.remove(pattern)
+                self._mutes = tuple(mutes)
+                self._routes = {}
+

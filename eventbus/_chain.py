@@ -1,0 +1,47 @@
+"""The chain of emissions that led to the current one, carried by a context
+variable so that it follows ``await``s, tasks (``publish``) and other buses."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Final
+
+from ._event import Event
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["Frame", "chain_names", "current_frame", "loops_back", "runs_on"]
+
+Frame = tuple["EventBus", Event, "Frame | None"]
+"""(bus, event being dispatched, the frame that emitted it)."""
+
+current_frame: Final[ContextVar[Frame | None]] = ContextVar("eventbus_chain", default=None)
+
+
+def chain_names(frame: Frame | None) -> tuple[str, ...]:
+    """Event names from the outermost emission down to ``frame``."""
+    names: list[str] = []
+    while frame is not None:
+        names.append(frame[1].name)
+        frame = frame[2]
+    names.reverse()
+    return tuple(names)
+
+
+def loops_back(frame: Frame | None, bus: EventBus, name: str) -> bool:
+    """Whether ``name`` is already being emitted on ``bus`` somewhere up the chain."""
+    while frame is not None:
+        if frame[0] is bus and frame[1].name == name:
+            return True
+        frame = frame[2]
+    return False
+
+
+def runs_on(frame: Frame | None, bus: EventBus) -> bool:
+    """Whether the chain includes an emission on ``bus`` (the caller is its handler)."""
+    while frame is not None:
+        if frame[0] is bus:
+            return True
+        frame = frame[2]
+    return False

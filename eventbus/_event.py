@@ -1,0 +1,153 @@
+"""The immutable ``Event`` every handler receives, and its cheap unique ids.
+
+An ``Event`` is a tuple underneath: building one is a single C call, which
+matters because every emission builds one (a slotted class with a frozen
+``__setattr__`` costs several times more). The tuple side is kept out of
+sight: fields are read by name, ``event["key"]`` reads the payload, and
+iteration is refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import time
+from collections import _tuplegetter  # type: ignore[attr-defined]  # namedtuple's field reader
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, final
+
+from ._names import check_name
+
+__all__ = ["Event", "format_id", "new_event", "next_serial"]
+
+
+def _new_prefix() -> str:
+    return secrets.token_hex(8)
+
+
+next_serial: Final = itertools.count(1).__next__
+"""The per-process counter of an event id (atomic: a C-level iterator)."""
+
+_prefixes: list[tuple[int, str]] = [(0, _new_prefix())]
+"""(first serial, prefix) pairs: a forked child gets a new prefix for the events
+it makes from then on, while events made before the fork keep their id."""
+
+
+def _new_prefix_after_fork() -> None:
+    _prefixes.append((next_serial(), _new_prefix()))
+
+
+os.register_at_fork(after_in_child=_new_prefix_after_fork)
+
+
+def format_id(serial: int) -> str:
+    """The id of the event with this serial: ``<16 hex prefix>-<hex serial>``."""
+    for first, prefix in reversed(_prefixes):
+        if serial >= first:
+            return f"{prefix}-{serial:x}"
+    raise AssertionError("unreachable: the first prefix starts at serial 0")
+
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+new_event: Final = tuple.__new__
+"""``new_event(Event, (name, payload, source, serial, parent_id, depth, timestamp))``:
+the emit path's constructor, without the public one's checks."""
+
+
+@final
+class Event(tuple[Any, ...]):
+    """One emission of a named event: what every handler and predicate receives.
+
+    Immutable. ``event["key"]`` reads ``event.payload["key"]``. Built directly,
+    ``Event(name, payload, source=...)`` is a top-level event (fresh id, depth 0,
+    no parent), which lets a handler be unit-tested without a bus.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @property
+        def name(self) -> str:
+            """The concrete event name."""
+
+        @property
+        def source(self) -> str | None:
+            """Who emitted it (``emit(..., source="caisse")``)."""
+
+        @property
+        def parent_id(self) -> str | None:
+            """Id of the event whose handler emitted this one, else None."""
+
+        @property
+        def depth(self) -> int:
+            """0 for a top-level emission, the parent's depth + 1 when nested."""
+
+        @property
+        def timestamp(self) -> float:
+            """``time.time()`` at emission."""
+
+    else:
+        name = _tuplegetter(0, "The concrete event name.")
+        source = _tuplegetter(2, "Who emitted it (`emit(..., source=...)`).")
+        parent_id = _tuplegetter(4, "Id of the event whose handler emitted this one, else None.")
+        depth = _tuplegetter(5, "0 for a top-level emission, the parent's depth + 1 when nested.")
+        timestamp = _tuplegetter(6, "`time.time()` at emission.")
+
+    def __new__(
+        cls,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        source: str | None = None,
+    ) -> Event:
+        check_name(name)
+        if payload is not None and not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be a mapping or None, not {type(payload).__name__}")
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+        fields = (name, dict(payload or {}), source, next_serial(), None, 0, time.time())
+        return new_event(cls, fields)
+
+    @property
+    def id(self) -> str:
+        """Unique across processes and restarts: a random per-process prefix plus a counter."""
+        serial = tuple.__getitem__(self, 3)
+        return format_id(serial) if isinstance(serial, int) else str(serial)
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        """Read-only view of the keyword arguments given to ``emit``."""
+        payload = tuple.__getitem__(self, 1)
+        return MappingProxyType(payload) if payload else _EMPTY
+
+    def __getitem__(self, key: str) -> Any:  # type: ignore[override]
+        return tuple.__getitem__(self, 1)[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in tuple.__getitem__(self, 1)
+
+    __iter__ = None  # type: ignore[assignment]  # an Event is a record, not a sequence
+
+    def __hash__(self) -> int:
+        return hash(tuple.__getitem__(self, 3))
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fields = list(tuple.__iter__(self))
+        fields[3] = self.id  # the prefix of the process that made it
+        return (new_event, (Event, tuple(fields)))
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(name={self.name!r}, payload={dict(self.payload)!r}, "
+            f"source={self.source!r}, id={self.id!r}, parent_id={self.parent_id!r}, "
+            f"depth={self.depth})"
+        )

@@ -1,0 +1,241 @@
+"""Subscriptions: how a handler is held (strongly or weakly) and what is known
+about it, all settled once at subscribe time so that emitting does no
+introspection."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import weakref
+from collections.abc import Callable
+from typing import Any, Final, final
+
+from ._event import Event
+
+__all__ = [
+    "HandlerInfo",
+    "callable_name",
+    "check_handler",
+    "check_options",
+    "check_timeout",
+    "subscription_identity",
+]
+
+Handler = Callable[[Event], Any]
+Predicate = Callable[[Event], object]
+_NOT_WEAKREFABLE: Final = (types.BuiltinMethodType, types.BuiltinFunctionType)
+
+
+def callable_name(obj: object) -> str:
+    """``module.qualname`` of a callable, for logs and introspection."""
+    target = getattr(obj, "__func__", obj)
+    if isinstance(target, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return f"{target.__module__}.{target.__qualname__}"
+    if hasattr(target, "func"):  # functools.partial and friends
+        return callable_name(target.func)
+    cls = type(target)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def subscription_identity(handler: Callable[..., Any]) -> tuple[int, int]:
+    """A key equal for equal handlers: bound methods by (function, object), since
+    ``obj.method`` builds a new method object on every attribute access."""
+    if isinstance(handler, types.MethodType):
+        return id(handler.__func__), id(handler.__self__)
+    return id(handler), 0
+
+
+def _is_async(handler: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = getattr(type(handler), "__call__", None)  # noqa: B004 - we want the type's __call__
+    return not inspect.isroutine(handler) and inspect.iscoroutinefunction(call)
+
+
+def check_handler(handler: object) -> None:
+    """Raise ``TypeError`` unless ``handler`` is callable."""
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {type(handler).__name__}: {handler!r}")
+
+
+def check_options(
+    *,
+    priority: object,
+    once: object,
+    predicate: object,
+    weak: object,
+    timeout: object,
+    owner: object,
+) -> None:
+    """Raise ``TypeError``/``ValueError`` saying which subscription option is wrong."""
+    if predicate is not None and not callable(predicate):
+        raise TypeError(
+            f"predicate must be callable or None, not {type(predicate).__name__}: {predicate!r}"
+        )
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"priority must be an int, not {type(priority).__name__}: {priority!r}")
+    if not isinstance(once, bool):
+        raise TypeError(f"once must be a bool, not {type(once).__name__}: {once!r}")
+    if weak is not None and not isinstance(weak, bool):
+        raise TypeError(f"weak must be True, False or None, not {weak!r}")
+    check_timeout(timeout, "timeout")
+    if owner is not None and not isinstance(owner, str):
+        raise TypeError(f"owner must be a str or None, not {type(owner).__name__}: {owner!r}")
+
+
+def check_timeout(timeout: object, what: str) -> float | None:
+    """Validate a timeout in seconds: ``None`` or a non-negative number."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError(f"{what} must be a number of seconds or None, not {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"{what} must be a non-negative number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+@final
+class HandlerInfo:
+    """One subscription, as introspection and reports show it.
+
+    ``callback`` is the live callable, or ``None`` once a weakly held handler
+    was collected. ``timeout`` is the one that applies (the subscription's, else
+    the bus's ``handler_timeout``).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_claim",
+        "_identity",
+        "_predicate",
+        "_ref",
+        "_strong",
+        "has_predicate",
+        "is_async",
+        "name",
+        "once",
+        "order",
+        "owner",
+        "pattern",
+        "priority",
+        "timeout",
+        "weak",
+    )
+
+    name: str
+    pattern: str
+    priority: int
+    once: bool
+    weak: bool
+    timeout: float | None
+    has_predicate: bool
+    owner: str | None
+    is_async: bool
+    order: int
+    _strong: Handler | None
+    _ref: Callable[[], Handler | None] | None
+    _predicate: Predicate | None
+    _claim: list[None] | None
+    _identity: tuple[int, int]
+
+    def __init__(
+        self,
+        handler: Handler,
+        pattern: str,
+        *,
+        priority: int,
+        once: bool,
+        predicate: Predicate | None,
+        weak: bool | None,
+        timeout: float | None,
+        owner: str | None,
+        order: int,
+        on_collected: Callable[[object], None],
+    ) -> None:
+        set_field = object.__setattr__
+        strong, ref = _hold(handler, weak, on_collected)
+        set_field(self, "name", callable_name(handler))
+        set_field(self, "pattern", pattern)
+        set_field(self, "priority", priority)
+        set_field(self, "once", once)
+        set_field(self, "weak", ref is not None)
+        set_field(self, "timeout", timeout)
+        set_field(self, "has_predicate", predicate is not None)
+        set_field(self, "owner", owner)
+        set_field(self, "is_async", _is_async(handler))
+        set_field(self, "order", order)
+        set_field(self, "_strong", strong)
+        set_field(self, "_ref", ref)
+        set_field(self, "_predicate", predicate)
+        set_field(self, "_claim", [None] if once else None)
+        set_field(self, "_identity", subscription_identity(handler))
+
+    @property
+    def callback(self) -> Handler | None:
+        """The subscribed callable, or ``None`` once its object was collected."""
+        if self._ref is None:
+            return self._strong
+        return self._ref()
+
+    @property
+    def direct(self) -> Handler | None:
+        """The callable to call without any check, or ``None`` when dispatch must
+        first dereference, test the predicate or claim a once-subscription."""
+        if self._ref is None and self._predicate is None and not self.once:
+            return self._strong
+        return None
+
+    def claim(self) -> bool:
+        """Take the single run of a once-subscription; atomic across threads."""
+        try:
+            self._claim.pop()  # type: ignore[union-attr]
+        except (IndexError, AttributeError):
+            return False
+        return True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"HandlerInfo is read-only: cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        flags = "".join(
+            f", {flag}=True" for flag in ("once", "weak", "has_predicate") if getattr(self, flag)
+        )
+        return (
+            f"<HandlerInfo {self.name} on {self.pattern!r} priority={self.priority}{flags}"
+            f"{f', owner={self.owner!r}' if self.owner else ''}>"
+        )
+
+
+def _hold(
+    handler: Handler, weak: bool | None, on_collected: Callable[[object], None]
+) -> tuple[Handler | None, Callable[[], Handler | None] | None]:
+    """Decide how a subscription holds its handler: (handler, None) or (None, weakref).
+
+    ``on_collected`` is called with the dead reference once the handler is gone.
+    """
+    if weak is False:
+        return handler, None
+    if isinstance(handler, types.MethodType):
+        try:
+            return None, weakref.WeakMethod(handler, on_collected)
+        except TypeError:
+            if weak:
+                raise TypeError(
+                    f"cannot hold {callable_name(handler)} weakly: its object "
+                    f"({type(handler.__self__).__name__}) does not support weak references"
+                ) from None
+            return handler, None  # default: keep working rather than fail or vanish
+    if not weak:
+        return handler, None
+    if isinstance(handler, _NOT_WEAKREFABLE):
+        raise TypeError(
+            f"cannot hold {callable_name(handler)} weakly: builtins are not weakly referenceable"
+        )
+    try:
+        return None, weakref.ref(handler, on_collected)
+    except TypeError:
+        raise TypeError(
+            f"cannot hold {callable_name(handler)} weakly: "
+            f"{type(handler).__name__} objects do not support weak references"
+        ) from None

@@ -1,0 +1,103 @@
+"""Logging through structlog without configuring it, and nearly for free when
+debug is filtered out.
+
+structlog offers no notification when it is reconfigured, so the gate
+remembers the wrapper class it last saw in structlog's global configuration:
+one identity test per emission tells whether the cached verdict "debug is
+filtered" still holds. Anything else (debug on, or a level only known at run
+time, as with the stdlib integration) takes the slow path, which rebuilds the
+bound logger whenever any part of the configuration changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import structlog
+
+try:  # structlog's global configuration; a private name, hence the fallback
+    from structlog._config import _CONFIG as structlog_config
+except ImportError:  # pragma: no cover - only on a structlog that renamed it
+
+    class _NoConfig:
+        default_wrapper_class: Any = None
+        default_processors: Any = None
+        logger_factory: Any = None
+        default_context_class: Any = None
+
+    structlog_config = _NoConfig()  # type: ignore[assignment]
+
+__all__ = ["LogGate", "structlog_config"]
+
+_STATIC_DEBUG: Final[dict[Any, bool]] = {
+    structlog.make_filtering_bound_logger(level): level <= logging.DEBUG
+    for level in (logging.NOTSET, logging.DEBUG, logging.INFO, logging.WARNING,
+                  logging.ERROR, logging.CRITICAL)
+}
+_LAZY_PROXY: Final = type(structlog.get_logger())
+
+
+def _config_key() -> tuple[Any, ...]:
+    cfg = structlog_config
+    return (
+        cfg.default_wrapper_class,
+        cfg.default_processors,
+        cfg.logger_factory,
+        cfg.default_context_class,
+    )
+
+
+class LogGate:
+    """Holds a bus's logger and answers "is debug on?" cheaply.
+
+    Dispatch reads two attributes: ``seen_wrapper`` (compared with structlog's
+    current wrapper class) and ``may_debug``; only when either says so does it
+    call ``debug``.
+    """
+
+    __slots__ = ("_bound", "_key", "_logger", "_static_debug", "may_debug", "seen_wrapper")
+
+    def __init__(self, logger: Any | None) -> None:
+        self._logger: Any = logger if logger is not None else structlog.get_logger("eventbus")
+        self._key: tuple[Any, ...] | None = None
+        self._bound: Any = None
+        self._static_debug: bool | None = None
+        self.seen_wrapper: Any = None
+        self.may_debug = True
+        self._refresh()
+
+    def _refresh(self) -> None:
+        key = _config_key()
+        if key == self._key and self._bound is not None:
+            return
+        logger = self._logger
+        bound = logger.bind() if isinstance(logger, _LAZY_PROXY) else logger
+        wrapper = type(bound)
+        if wrapper in _STATIC_DEBUG:
+            static: bool | None = _STATIC_DEBUG[wrapper]
+        elif hasattr(bound, "is_enabled_for"):
+            static = None  # the level can change at run time: ask each time
+        else:
+            static = True
+        self._key, self._bound, self._static_debug = key, bound, static
+        self.seen_wrapper = key[0]
+        self.may_debug = static is not False
+
+    @property
+    def bound(self) -> Any:
+        """A bound logger reflecting structlog's current configuration."""
+        self._refresh()
+        return self._bound
+
+    def debug(self, message: str, **fields: Any) -> None:
+        """Log at debug level if enabled; the slow path of the per-emission check."""
+        bound = self.bound
+        enabled = self._static_debug
+        if enabled is None:
+            enabled = bound.is_enabled_for(logging.DEBUG)
+        if enabled:
+            bound.debug(message, **fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self.bound.error(message, **fields)

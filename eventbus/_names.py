@@ -1,0 +1,77 @@
+"""Validation and matching of event names and subscription patterns."""
+
+from __future__ import annotations
+
+import re
+
+_SEGMENT = r"[A-Za-z0-9_-]+"
+_NAME = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
+_PATTERN = re.compile(rf"(?:{_SEGMENT}\.)*\*|{_SEGMENT}(?:\.{_SEGMENT})*")
+
+WILDCARD = "*"
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a concrete event name, else raise ``TypeError``/``ValueError``."""
+    if not isinstance(name, str):
+        raise TypeError(f"event name must be a str, not {type(name).__name__}: {name!r}")
+    if _NAME.fullmatch(name) is None:
+        if "*" in name:
+            raise ValueError(
+                f"expected a concrete event name, not the pattern {name!r}"
+                if _PATTERN.fullmatch(name)
+                else _describe_bad(name)
+            )
+        raise ValueError(_describe_bad(name))
+    return name
+
+
+def check_pattern(pattern: object) -> str:
+    """Return ``pattern`` if it is an event name or a ``prefix.*``/``*`` pattern."""
+    if not isinstance(pattern, str):
+        raise TypeError(
+            f"event name or pattern must be a str, not {type(pattern).__name__}: {pattern!r}"
+        )
+    if _PATTERN.fullmatch(pattern) is None:
+        raise ValueError(_describe_bad(pattern, allow_pattern=True))
+    return pattern
+
+
+def _describe_bad(value: str, *, allow_pattern: bool = False) -> str:
+    rule = "dot-separated segments of [A-Za-z0-9_-]"
+    if allow_pattern:
+        rule += ", optionally ending in '.*' (or '*' alone)"
+    return f"invalid event name {value!r}: expected {rule}"
+
+
+def is_pattern(key: str) -> bool:
+    """Whether a (valid) subscription key is a pattern rather than a concrete name."""
+    return key.endswith(WILDCARD)
+
+
+def pattern_prefix(pattern: str) -> str:
+    """The name prefix a pattern matches: ``"user.*"`` gives ``"user."``, ``"*"`` gives ``""``."""
+    return pattern[:-1]
+
+
+def key_matches(key: str, name: str) -> bool:
+    """Whether the subscription key (name or pattern) receives the concrete ``name``."""
+    if is_pattern(key):
+        return name.startswith(pattern_prefix(key))
+    return key == name
+
+
+def keys_overlap(key: str, query: str) -> bool:
+    """Whether some concrete name is received by ``key`` and matched by ``query``.
+
+    Both may be names or patterns; used by ``listeners(pattern)``.
+    """
+    key_is_pattern, query_is_pattern = is_pattern(key), is_pattern(query)
+    if not key_is_pattern and not query_is_pattern:
+        return key == query
+    if not query_is_pattern:
+        return key_matches(key, query)
+    if not key_is_pattern:
+        return key_matches(query, key)
+    a, b = pattern_prefix(key), pattern_prefix(query)
+    return a.startswith(b) or b.startswith(a)

@@ -1,0 +1,343 @@
+"""Event: construction, validation, immutability, payload view, ids and defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from eventbus import Event, EventBus
+
+ID_FORMAT = re.compile(r"[0-9a-f]{16}-[0-9a-f]+")
+
+
+class _ReadOnlyMapping(Mapping[str, Any]):
+    """A Mapping that is not a dict."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# ---------------------------------------------------------------- constructor
+
+
+def test_event_keeps_name_payload_and_source() -> None:
+    event = Event("sale.closed", {"amount": 12, "who": "ann"}, source="caisse")
+
+    assert event.name == "sale.closed"
+    assert dict(event.payload) == {"amount": 12, "who": "ann"}
+    assert event.source == "caisse"
+
+
+def test_event_without_payload_has_an_empty_payload_mapping() -> None:
+    event = Event("sale.closed")
+
+    assert isinstance(event.payload, Mapping)
+    assert dict(event.payload) == {}
+    assert len(event.payload) == 0
+
+
+def test_event_with_payload_none_has_an_empty_payload_mapping() -> None:
+    assert dict(Event("sale.closed", None).payload) == {}
+
+
+def test_event_defaults_to_no_source() -> None:
+    assert Event("sale.closed").source is None
+
+
+def test_event_built_directly_is_top_level() -> None:
+    event = Event("sale.closed", {"a": 1})
+
+    assert event.parent_id is None
+    assert event.depth == 0
+
+
+def test_event_timestamp_is_time_time_at_construction() -> None:
+    before = time.time()
+    event = Event("sale.closed")
+    after = time.time()
+
+    assert isinstance(event.timestamp, float)
+    assert before <= event.timestamp <= after
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"k": 1},
+        MappingProxyType({"k": 1}),
+        _ReadOnlyMapping({"k": 1}),
+    ],
+    ids=["dict", "mappingproxy", "custom-mapping"],
+)
+def test_event_accepts_any_mapping_as_payload(payload: Mapping[str, Any]) -> None:
+    event = Event("a.b", payload)
+
+    assert dict(event.payload) == {"k": 1}
+    assert event["k"] == 1
+
+
+def test_event_payload_key_may_be_called_name_or_source() -> None:
+    event = Event("a.b", {"name": "n", "source": "s"}, source="real")
+
+    assert event.name == "a.b"
+    assert event.source == "real"
+    assert event["name"] == "n"
+    assert event["source"] == "s"
+
+
+def test_event_copies_the_payload_given_to_it() -> None:
+    payload = {"amount": 1}
+    event = Event("sale.closed", payload)
+
+    payload["amount"] = 2
+    payload["extra"] = True
+
+    assert dict(event.payload) == {"amount": 1}
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("name", [None, 42, b"sale.closed", ["sale"], 1.5])
+def test_event_with_non_str_name_raises_type_error(name: object) -> None:
+    with pytest.raises(TypeError, match="str"):
+        Event(name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "sale..closed", ".sale", "sale.", "sale closed", "user.*", "*"]
+)
+def test_event_with_invalid_name_raises_value_error_naming_it(name: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(name))):
+        Event(name)
+
+
+@pytest.mark.parametrize("payload", [[("k", 1)], "k=1", 42, {"k", "v"}])
+def test_event_with_non_mapping_payload_raises_type_error(payload: object) -> None:
+    with pytest.raises(TypeError, match="payload"):
+        Event("a.b", payload)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("source", [42, b"caisse", ["caisse"]])
+def test_event_with_non_str_source_raises_type_error(source: object) -> None:
+    with pytest.raises(TypeError, match="source"):
+        Event("a.b", source=source)  # type: ignore[arg-type]
+
+
+def test_event_source_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        Event("a.b", {}, "caisse")  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- immutability
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("name", "other"),
+        ("payload", {}),
+        ("source", "x"),
+        ("id", "x"),
+        ("parent_id", "x"),
+        ("depth", 3),
+        ("timestamp", 0.0),
+        ("brand_new", 1),
+    ],
+)
+def test_event_attributes_cannot_be_set(attribute: str, value: object) -> None:
+    event = Event("a.b", {"k": 1}, source="s")
+
+    with pytest.raises(AttributeError):
+        setattr(event, attribute, value)
+
+    assert event.name == "a.b"
+    assert event.source == "s"
+    assert event.depth == 0
+
+
+@pytest.mark.parametrize("attribute", ["name", "payload", "source", "id", "depth"])
+def test_event_attributes_cannot_be_deleted(attribute: str) -> None:
+    event = Event("a.b", {"k": 1}, source="s")
+
+    with pytest.raises(AttributeError):
+        delattr(event, attribute)
+
+    assert event.name == "a.b"
+    assert event.source == "s"
+
+
+def test_event_is_slotted() -> None:
+    assert not hasattr(Event("a.b"), "__dict__")
+
+
+def test_event_payload_rejects_item_assignment() -> None:
+    event = Event("a.b", {"k": 1})
+
+    with pytest.raises(TypeError):
+        event.payload["k"] = 2  # type: ignore[index]
+
+    assert event["k"] == 1
+
+
+def test_event_payload_rejects_item_deletion() -> None:
+    event = Event("a.b", {"k": 1})
+
+    with pytest.raises(TypeError):
+        del event.payload["k"]  # type: ignore[attr-defined]
+
+    assert event["k"] == 1
+
+
+def test_empty_event_payload_rejects_item_assignment() -> None:
+    event = Event("a.b")
+
+    with pytest.raises(TypeError):
+        event.payload["k"] = 2  # type: ignore[index]
+
+    assert dict(Event("c.d").payload) == {}
+
+
+def test_event_payload_has_no_mutating_methods() -> None:
+    payload = Event("a.b", {"k": 1}).payload
+
+    for method in ("update", "pop", "popitem", "clear", "setdefault"):
+        assert not hasattr(payload, method), method
+
+
+async def test_payload_of_an_emitted_event_is_read_only(bus: EventBus) -> None:
+    seen: list[Event] = []
+    bus.on("a.b", seen.append)
+
+    await bus.emit("a.b", k=1)
+
+    with pytest.raises(TypeError):
+        seen[0].payload["k"] = 2  # type: ignore[index]
+    assert seen[0]["k"] == 1
+
+
+# ---------------------------------------------------------------- item access
+
+
+def test_event_item_access_reads_the_payload() -> None:
+    event = Event("a.b", {"amount": 12})
+
+    assert event["amount"] == 12
+    assert event["amount"] == event.payload["amount"]
+
+
+def test_event_item_access_on_a_missing_key_raises_key_error() -> None:
+    with pytest.raises(KeyError, match="missing"):
+        Event("a.b", {"amount": 12})["missing"]
+
+
+def test_event_is_not_iterable() -> None:
+    with pytest.raises(TypeError):
+        iter(Event("a.b", {"amount": 12}))
+
+
+# ---------------------------------------------------------------- ids
+
+
+def test_event_id_is_a_hex_prefix_and_a_hex_counter() -> None:
+    event_id = Event("a.b").id
+
+    assert isinstance(event_id, str)
+    assert ID_FORMAT.fullmatch(event_id), event_id
+
+
+def test_event_id_is_stable_for_one_event() -> None:
+    event = Event("a.b")
+
+    assert event.id == event.id
+
+
+def test_many_event_ids_are_distinct() -> None:
+    ids = {Event("a.b").id for _ in range(10_000)}
+
+    assert len(ids) == 10_000
+
+
+def test_event_ids_of_one_process_share_a_prefix_and_count_up() -> None:
+    first, second = Event("a.b").id, Event("a.b").id
+    prefix_1, counter_1 = first.split("-")
+    prefix_2, counter_2 = second.split("-")
+
+    assert prefix_1 == prefix_2
+    assert int(counter_2, 16) > int(counter_1, 16)
+
+
+async def test_emitted_event_ids_are_well_formed_and_distinct(bus: EventBus) -> None:
+    ids = [(await bus.emit("a.b")).event.id for _ in range(100)]
+    ids.append(bus.emit_sync("a.b").event.id)
+    ids.append(Event("a.b").id)
+
+    assert all(ID_FORMAT.fullmatch(event_id) for event_id in ids), ids
+    assert len(set(ids)) == len(ids)
+
+
+def test_event_ids_differ_in_another_process() -> None:
+    code = "from eventbus import Event; print(Event('a.b').id)"
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+    mine = Event("a.b").id
+
+    assert ID_FORMAT.fullmatch(other), other
+    assert other.split("-")[0] != mine.split("-")[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_event_ids_differ_in_a_forked_child() -> None:
+    Event("a.b")  # the parent has made ids before forking
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads alive
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.write(write_end, Event("a.b").id.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        child_id = os.read(read_end, 100).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    parent_id = Event("a.b").id
+
+    assert ID_FORMAT.fullmatch(child_id), child_id
+    assert child_id.split("-")[0] != parent_id.split("-")[0]
+
+
+# ---------------------------------------------------------------- repr
+
+
+def test_event_repr_shows_name_payload_source_and_id() -> None:
+    event = Event("sale.closed", {"amount": 12}, source="caisse")
+    text = repr(event)
+
+    assert text.startswith("Event(")
+    assert "'sale.closed'" in text
+    assert "'amount': 12" in text
+    assert "'caisse'" in text
+    assert event.id in text

@@ -1,0 +1,397 @@
+"""Event-name and pattern validation at every entry point, and pattern matching."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventbus import Event, EventBus
+
+NAME_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+PATTERN_RE = re.compile(r"\*|[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.\*")
+
+
+def _noop(event: Event) -> None:
+    return None
+
+
+def _subscribed(bus: EventBus, name: Any) -> None:
+    with bus.subscribed(name, _noop):
+        pass
+
+
+def _record(bus: EventBus, name: Any) -> None:
+    with bus.record(name):
+        pass
+
+
+def _muted(bus: EventBus, name: Any) -> None:
+    with bus.muted(name):
+        pass
+
+
+def _muted_among_valid(bus: EventBus, name: Any) -> None:
+    with bus.muted("keep.me", name):
+        pass
+
+
+# Synchronous entry points that take an event name; (await) emit and publish are
+# tested separately below because they need a running loop.
+PATTERN_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
+    "on": lambda bus, name: bus.on(name, _noop),
+    "on-decorator": lambda bus, name: bus.on(name)(_noop),
+    "once": lambda bus, name: bus.once(name, _noop),
+    "once-decorator": lambda bus, name: bus.once(name)(_noop),
+    "off": lambda bus, name: bus.off(name, _noop),
+    "subscribed": _subscribed,
+    "listeners": lambda bus, name: bus.listeners(name),
+    "listener_count": lambda bus, name: bus.listener_count(name),
+    "has_listeners": lambda bus, name: bus.has_listeners(name),
+    "clear": lambda bus, name: bus.clear(name),
+    "clear-with-owner": lambda bus, name: bus.clear(name, owner="mod"),
+    "record": _record,
+    "muted": _muted,
+    "muted-among-valid": _muted_among_valid,
+}
+NAME_ONLY_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
+    "emit_sync": lambda bus, name: bus.emit_sync(name),
+    "declare": lambda bus, name: bus.declare(name),
+    "Event": lambda bus, name: Event(name),
+}
+ENTRY_POINTS = {**PATTERN_ENTRY_POINTS, **NAME_ONLY_ENTRY_POINTS}
+# None means "all" for these two, so it is not a bad value there.
+NONE_MEANS_ALL = {"listener_count", "clear", "clear-with-owner"}
+
+NON_STR = [42, 1.5, b"user.login", ("user",), ["user"], object()]
+
+INVALID = [
+    "",
+    " ",
+    "user login",
+    " user",
+    "user ",
+    "user.login ",
+    "a..b",
+    ".a",
+    "a.",
+    ".",
+    "..",
+    "a.b.",
+    "a/b",
+    "a:b",
+    "a,b",
+    "a+b",
+    "a#b",
+    "a$",
+    "a\tb",
+    "a\nb",
+    "user.login\n",
+    "a\x00b",
+    # unicode letters, digits and spaces are not in [A-Za-z0-9_-]
+    "café",
+    "ü",
+    "用户.登录",
+    "user.\u0665",
+    "\uff21\uff22",
+    "a\u00a0b",
+    "a\u2013b",
+    # '*' anywhere but as a whole last segment
+    "a.*.b",
+    "user*",
+    "*user",
+    "*.x",
+    "**",
+    "user.**",
+    "user.*x",
+    "user.*.*",
+    ".*",
+    "*.",
+    "user.*.",
+]
+
+VALID_NAMES = [
+    "sale.closed",
+    "member.created",
+    "article-import.done",
+    "user",
+    "A",
+    "9",
+    "-",
+    "_",
+    "a_b.C-9",
+    "Sale.Closed",
+    "a.b.c.d.e.f.g",
+]
+
+VALID_PATTERNS = ["*", "user.*", "user.profile.*", "article-import.*", "A_9.*"]
+
+
+@pytest.fixture
+def populated() -> EventBus:
+    """A bus with state that a failed call must leave alone."""
+    bus = EventBus("populated")
+    bus.declare("keep.me")
+    bus.on("keep.me", _noop)
+    bus.on("keep.*", _noop, owner="mod")
+    bus.on("*", _noop)
+    return bus
+
+
+def _state(bus: EventBus) -> tuple[object, ...]:
+    return bus.topics(), bus.listener_count(), bus.catalog(), bus.describe()
+
+
+def _assert_mute_and_record_state_untouched(bus: EventBus) -> None:
+    with bus.record() as recorder:
+        report = bus.emit_sync("keep.me")
+    assert recorder.names == ["keep.me"]
+    assert len(report.results) == 3  # nothing left muted
+
+
+# ---------------------------------------------------------------- bad values
+
+
+@pytest.mark.parametrize("value", NON_STR, ids=repr)
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_non_str_name_raises_type_error(
+    populated: EventBus, entry_point: str, value: object
+) -> None:
+    before = _state(populated)
+
+    with pytest.raises(TypeError, match="str"):
+        ENTRY_POINTS[entry_point](populated, value)
+
+    assert _state(populated) == before
+    _assert_mute_and_record_state_untouched(populated)
+
+
+@pytest.mark.parametrize("entry_point", sorted(set(ENTRY_POINTS) - NONE_MEANS_ALL))
+def test_none_as_name_raises_type_error(populated: EventBus, entry_point: str) -> None:
+    before = _state(populated)
+
+    with pytest.raises(TypeError, match="str"):
+        ENTRY_POINTS[entry_point](populated, None)
+
+    assert _state(populated) == before
+
+
+@pytest.mark.parametrize("value", INVALID, ids=ascii)
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_invalid_name_raises_value_error_naming_it(
+    populated: EventBus, entry_point: str, value: str
+) -> None:
+    before = _state(populated)
+
+    with pytest.raises(ValueError, match=re.escape(repr(value))):
+        ENTRY_POINTS[entry_point](populated, value)
+
+    assert _state(populated) == before
+    _assert_mute_and_record_state_untouched(populated)
+
+
+@pytest.mark.parametrize("value", VALID_PATTERNS)
+@pytest.mark.parametrize("entry_point", NAME_ONLY_ENTRY_POINTS)
+def test_pattern_where_a_concrete_name_is_required_raises_value_error(
+    populated: EventBus, entry_point: str, value: str
+) -> None:
+    before = _state(populated)
+
+    with pytest.raises(ValueError, match=re.escape(repr(value))):
+        NAME_ONLY_ENTRY_POINTS[entry_point](populated, value)
+
+    assert _state(populated) == before
+
+
+@pytest.mark.parametrize("value", [*INVALID, *VALID_PATTERNS], ids=ascii)
+async def test_emit_with_an_invalid_name_or_a_pattern_raises_value_error(
+    populated: EventBus, value: str
+) -> None:
+    before = _state(populated)
+
+    with populated.record() as recorder, pytest.raises(ValueError, match=re.escape(repr(value))):
+        await populated.emit(value)
+
+    assert recorder.events == []
+    assert _state(populated) == before
+
+
+@pytest.mark.parametrize("value", [*INVALID, *VALID_PATTERNS], ids=ascii)
+async def test_publish_with_an_invalid_name_or_a_pattern_raises_value_error(
+    populated: EventBus, value: str
+) -> None:
+    before = _state(populated)
+
+    with populated.record() as recorder, pytest.raises(ValueError, match=re.escape(repr(value))):
+        populated.publish(value)
+    await populated.drain()
+
+    assert recorder.events == []
+    assert _state(populated) == before
+
+
+@pytest.mark.parametrize("value", [None, *NON_STR], ids=repr)
+async def test_emit_with_a_non_str_name_raises_type_error(
+    populated: EventBus, value: object
+) -> None:
+    with pytest.raises(TypeError, match="str"):
+        await populated.emit(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [None, *NON_STR], ids=repr)
+async def test_publish_with_a_non_str_name_raises_type_error(
+    populated: EventBus, value: object
+) -> None:
+    with pytest.raises(TypeError, match="str"):
+        populated.publish(value)  # type: ignore[arg-type]
+    await populated.drain()
+
+
+def test_emit_of_a_pattern_says_emit_takes_concrete_names(bus: EventBus) -> None:
+    with pytest.raises(ValueError, match=r"'user\.\*'"):
+        bus.emit_sync("user.*")
+
+
+def test_strict_bus_still_raises_value_error_for_a_bad_name() -> None:
+    bus = EventBus("strict", strict=True)
+    bus.declare("user.login")
+
+    with pytest.raises(ValueError, match=re.escape("'user..login'")):
+        bus.on("user..login", _noop)
+    with pytest.raises(ValueError, match=re.escape("'user..login'")):
+        bus.listeners("user..login")
+
+
+# ---------------------------------------------------------------- good values
+
+
+@pytest.mark.parametrize("value", VALID_NAMES)
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_valid_name_is_accepted_everywhere(bus: EventBus, entry_point: str, value: str) -> None:
+    ENTRY_POINTS[entry_point](bus, value)
+
+
+@pytest.mark.parametrize("value", VALID_PATTERNS)
+@pytest.mark.parametrize("entry_point", PATTERN_ENTRY_POINTS)
+def test_pattern_is_accepted_where_patterns_are_allowed(
+    bus: EventBus, entry_point: str, value: str
+) -> None:
+    PATTERN_ENTRY_POINTS[entry_point](bus, value)
+
+
+@pytest.mark.parametrize("value", VALID_NAMES)
+async def test_emit_and_publish_accept_valid_names(bus: EventBus, value: str) -> None:
+    seen: list[str] = []
+    bus.on(value, lambda event: seen.append(event.name))
+
+    await bus.emit(value)
+    await bus.publish(value)
+
+    assert seen == [value, value]
+
+
+@given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
+def test_a_name_is_accepted_exactly_when_it_follows_the_grammar(text: str) -> None:
+    bus = EventBus("hypothesis")
+    if NAME_RE.fullmatch(text):
+        assert Event(text).name == text
+        assert bus.emit_sync(text).event.name == text
+    else:
+        with pytest.raises(ValueError, match=re.escape(repr(text))):
+            Event(text)
+        with pytest.raises(ValueError, match=re.escape(repr(text))):
+            bus.emit_sync(text)
+
+
+@given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
+def test_a_subscription_key_is_accepted_exactly_when_it_is_a_name_or_pattern(text: str) -> None:
+    bus = EventBus("hypothesis")
+    if NAME_RE.fullmatch(text) or PATTERN_RE.fullmatch(text):
+        bus.on(text, _noop)
+        assert bus.topics() == (text,)
+    else:
+        with pytest.raises(ValueError, match=re.escape(repr(text))):
+            bus.on(text, _noop)
+        assert bus.topics() == ()
+
+
+# ---------------------------------------------------------------- matching
+
+
+def _receiver(bus: EventBus, key: str) -> list[str]:
+    received: list[str] = []
+    bus.on(key, lambda event: received.append(event.name))
+    return received
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "expected"),
+    [
+        ("user.*", "user.login", True),
+        ("user.*", "user.profile.updated", True),
+        ("user.*", "user.a.b.c.d", True),
+        ("user.*", "user", False),
+        ("user.*", "username.x", False),
+        ("user.*", "username", False),
+        ("user.*", "users.login", False),
+        ("user.*", "user_x.login", False),
+        ("user.*", "user-x.login", False),
+        ("user.*", "other.user.login", False),
+        ("user.*", "User.login", False),
+        ("user.profile.*", "user.profile.updated", True),
+        ("user.profile.*", "user.profile.a.b", True),
+        ("user.profile.*", "user.profile", False),
+        ("user.profile.*", "user.login", False),
+        ("user.profile.*", "user.profiles.x", False),
+        ("*", "user", True),
+        ("*", "user.login", True),
+        ("*", "a.b.c.d.e", True),
+        ("*", "-", True),
+        ("user", "user", True),
+        ("user", "user.login", False),
+        ("user.login", "user.login", True),
+        ("user.login", "user.login.failed", False),
+        ("user.login", "user", False),
+    ],
+)
+def test_subscription_key_receives_matching_names_only(
+    bus: EventBus, key: str, name: str, expected: bool
+) -> None:
+    received = _receiver(bus, key)
+
+    bus.emit_sync(name)
+
+    assert received == ([name] if expected else [])
+
+
+async def test_pattern_subscription_receives_every_event_below_it(bus: EventBus) -> None:
+    received = _receiver(bus, "user.*")
+
+    for name in ["user.login", "user", "user.profile.updated", "username.x", "order.paid"]:
+        await bus.emit(name)
+
+    assert received == ["user.login", "user.profile.updated"]
+
+
+async def test_star_receives_every_event(bus: EventBus) -> None:
+    received = _receiver(bus, "*")
+    names = ["user", "user.login", "order.paid", "a.b.c.d", "X-1_y"]
+
+    for name in names:
+        await bus.emit(name)
+
+    assert received == names
+
+
+async def test_handler_receives_the_concrete_name_not_the_pattern(bus: EventBus) -> None:
+    events: list[Event] = []
+    bus.on("user.*", events.append)
+
+    report = await bus.emit("user.login")
+
+    assert events[0].name == "user.login"
+    assert report.results[0].handler.pattern == "user.*"

@@ -1,0 +1,703 @@
+"""Re-entrancy and loops: an emission knows its chain and refuses to loop back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+import structlog
+
+from eventbus import EmitReport, Event, EventBus, ReentrancyError
+
+SALE_LOOP = ("sale.closed", "ledger.updated", "stock.changed", "sale.closed")
+
+
+# ---------------------------------------------------------------- self loops
+
+
+async def test_handler_emitting_its_own_event_is_refused_as_that_handlers_failure(
+    bus: EventBus,
+) -> None:
+    calls: list[str] = []
+
+    async def reemit(event: Event) -> None:
+        calls.append("reemit")
+        await bus.emit("a")
+
+    def sibling(event: Event) -> str:
+        calls.append("sibling")
+        return "sibling ran"
+
+    bus.on("a", reemit, priority=1)
+    bus.on("a", sibling)
+
+    report = await bus.emit("a")
+
+    assert calls == ["reemit", "sibling"]  # the inner emission ran no handler
+    assert not report.ok
+    (failure,) = report.errors
+    assert failure.handler.callback is reemit
+    assert isinstance(failure.error, ReentrancyError)
+    assert failure.error.chain == ("a", "a")
+    assert "a -> a" in str(failure.error)
+    assert report.values == ("sibling ran",)
+
+
+async def test_handler_publishing_its_own_event_is_refused_synchronously(
+    bus: EventBus,
+) -> None:
+    calls: list[Event] = []
+    caught: list[ReentrancyError] = []
+
+    def republish(event: Event) -> None:
+        calls.append(event)
+        try:
+            bus.publish("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("a", republish)
+
+    with bus.record() as recorder:
+        await bus.emit("a")
+        await bus.drain()
+
+    assert len(calls) == 1
+    assert [error.chain for error in caught] == [("a", "a")]
+    assert "a -> a" in str(caught[0])
+    assert recorder.names == ["a"]
+
+
+def test_sync_handler_emitting_its_own_event_with_emit_sync_is_refused(bus: EventBus) -> None:
+    calls: list[str] = []
+
+    def reemit(event: Event) -> None:
+        calls.append("reemit")
+        bus.emit_sync("a")
+
+    def sibling(event: Event) -> str:
+        calls.append("sibling")
+        return "sibling ran"
+
+    bus.on("a", reemit)
+    bus.on("a", sibling)
+
+    report = bus.emit_sync("a")
+
+    assert calls == ["reemit", "sibling"]
+    (failure,) = report.errors
+    assert isinstance(failure.error, ReentrancyError)
+    assert failure.error.chain == ("a", "a")
+    assert "a -> a" in str(failure.error)
+    assert report.values == ("sibling ran",)
+
+
+# ---------------------------------------------------------------- longer loops
+
+
+async def test_two_event_loop_is_refused_with_the_whole_chain(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+    a_calls: list[Event] = []
+
+    async def on_a(event: Event) -> None:
+        a_calls.append(event)
+        await bus.emit("b")
+
+    async def on_b(event: Event) -> None:
+        try:
+            await bus.emit("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    await bus.emit("a")
+
+    assert len(a_calls) == 1
+    (error,) = caught
+    assert error.chain == ("a", "b", "a")
+    assert "a -> b -> a" in str(error)
+
+
+async def test_three_event_loop_is_refused_with_the_whole_chain(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+    closed_calls: list[Event] = []
+
+    async def on_closed(event: Event) -> None:
+        closed_calls.append(event)
+        await bus.emit("ledger.updated")
+
+    async def on_ledger(event: Event) -> None:
+        await bus.emit("stock.changed")
+
+    async def on_stock(event: Event) -> None:
+        try:
+            await bus.emit("sale.closed")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("sale.closed", on_closed)
+    bus.on("ledger.updated", on_ledger)
+    bus.on("stock.changed", on_stock)
+
+    await bus.emit("sale.closed")
+
+    assert len(closed_calls) == 1
+    (error,) = caught
+    assert error.chain == SALE_LOOP
+    assert " -> ".join(SALE_LOOP) in str(error)
+
+
+def test_three_event_loop_through_emit_sync_is_refused_with_the_whole_chain(
+    bus: EventBus,
+) -> None:
+    caught: list[ReentrancyError] = []
+    closed_calls: list[Event] = []
+
+    def on_closed(event: Event) -> None:
+        closed_calls.append(event)
+        bus.emit_sync("ledger.updated")
+
+    def on_ledger(event: Event) -> None:
+        bus.emit_sync("stock.changed")
+
+    def on_stock(event: Event) -> None:
+        try:
+            bus.emit_sync("sale.closed")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("sale.closed", on_closed)
+    bus.on("ledger.updated", on_ledger)
+    bus.on("stock.changed", on_stock)
+
+    bus.emit_sync("sale.closed")
+
+    assert len(closed_calls) == 1
+    (error,) = caught
+    assert error.chain == SALE_LOOP
+    assert " -> ".join(SALE_LOOP) in str(error)
+
+
+async def test_loop_mixing_emit_and_emit_sync_is_refused(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+
+    def on_a(event: Event) -> None:
+        bus.emit_sync("b")
+
+    def on_b(event: Event) -> None:
+        try:
+            bus.emit_sync("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    await bus.emit("a")
+
+    assert [error.chain for error in caught] == [("a", "b", "a")]
+
+
+# ---------------------------------------------------------------- publish keeps the chain
+
+
+async def test_published_task_keeps_the_chain_of_the_publishing_handler(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+    a_calls: list[Event] = []
+
+    def on_a(event: Event) -> None:
+        a_calls.append(event)
+        bus.publish("b")
+
+    async def on_b(event: Event) -> None:
+        try:
+            await bus.emit("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    await bus.emit("a")
+    await bus.drain()
+
+    assert len(a_calls) == 1
+    (error,) = caught
+    assert error.chain == ("a", "b", "a")
+    assert "a -> b -> a" in str(error)
+
+
+async def test_publishing_back_into_the_chain_is_refused_synchronously(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+
+    async def on_a(event: Event) -> None:
+        await bus.emit("b")
+
+    def on_b(event: Event) -> None:
+        try:
+            bus.publish("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    with bus.record() as recorder:
+        await bus.emit("a")
+        await bus.drain()
+
+    assert [error.chain for error in caught] == [("a", "b", "a")]
+    assert recorder.names == ["a", "b"]
+
+
+async def test_published_event_is_a_child_of_the_publishing_handlers_event(
+    bus: EventBus,
+) -> None:
+    tasks: list[asyncio.Task[EmitReport]] = []
+    bus.on("a", lambda event: tasks.append(bus.publish("b")))
+    bus.on("b", lambda event: None)
+
+    outer = await bus.emit("a")
+    (task,) = tasks
+    inner = await task
+
+    assert inner.event.name == "b"
+    assert inner.event.parent_id == outer.event.id
+    assert inner.event.depth == outer.event.depth + 1 == 1
+
+
+# ---------------------------------------------------------------- across buses
+
+
+async def test_loop_through_another_bus_is_refused_on_the_first_bus() -> None:
+    bus1, bus2 = EventBus("one"), EventBus("two")
+    caught: list[ReentrancyError] = []
+    a_calls: list[Event] = []
+
+    async def on_a(event: Event) -> None:
+        a_calls.append(event)
+        await bus2.emit("b")
+
+    async def on_b(event: Event) -> None:
+        try:
+            await bus1.emit("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus1.on("a", on_a)
+    bus2.on("b", on_b)
+
+    await bus1.emit("a")
+
+    assert len(a_calls) == 1
+    (error,) = caught
+    assert error.chain == ("a", "b", "a")
+    assert "a -> b -> a" in str(error)
+
+
+async def test_same_name_on_another_bus_is_not_a_loop() -> None:
+    bus1, bus2 = EventBus("one"), EventBus("two")
+    seen: list[Event] = []
+
+    async def forward(event: Event) -> EmitReport:
+        return await bus2.emit("a")
+
+    bus1.on("a", forward)
+    bus2.on("a", seen.append)
+
+    outer = await bus1.emit("a")
+
+    assert outer.ok
+    (inner,) = outer.values
+    assert inner.ok
+    assert seen == [inner.event]
+    assert inner.event.parent_id == outer.event.id
+    assert inner.event.depth == 1
+
+
+async def test_events_across_buses_are_linked_by_parent_id_and_depth() -> None:
+    bus1, bus2 = EventBus("one"), EventBus("two")
+    seen: dict[str, Event] = {}
+
+    async def on_a(event: Event) -> None:
+        seen["a"] = event
+        await bus2.emit("b")
+
+    async def on_b(event: Event) -> None:
+        seen["b"] = event
+        await bus1.emit("c")
+
+    bus1.on("a", on_a)
+    bus2.on("b", on_b)
+    bus1.on("c", lambda event: seen.setdefault("c", event))
+
+    report = await bus1.emit("a")
+
+    assert report.ok
+    assert (seen["a"].depth, seen["b"].depth, seen["c"].depth) == (0, 1, 2)
+    assert seen["a"].parent_id is None
+    assert seen["b"].parent_id == seen["a"].id
+    assert seen["c"].parent_id == seen["b"].id
+
+
+# ---------------------------------------------------------------- max_depth
+
+
+def _nest(bus: EventBus, length: int, ran: list[int], caught: list[ReentrancyError]) -> None:
+    """Subscribe e0..e{length-1}: the handler of e<i> records its depth and emits e<i+1>."""
+
+    def make(index: int) -> Any:
+        async def handler(event: Event) -> None:
+            ran.append(event.depth)
+            try:
+                await bus.emit(f"e{index + 1}")
+            except ReentrancyError as error:
+                caught.append(error)
+
+        return handler
+
+    for index in range(length):
+        bus.on(f"e{index}", make(index))
+
+
+@pytest.mark.parametrize("max_depth", [0, 1, 3])
+async def test_depths_up_to_max_depth_run_and_the_next_is_refused(max_depth: int) -> None:
+    bus = EventBus("test", max_depth=max_depth)
+    ran: list[int] = []
+    caught: list[ReentrancyError] = []
+    beyond: list[Event] = []
+    _nest(bus, max_depth + 1, ran, caught)
+    bus.on(f"e{max_depth + 1}", beyond.append)
+
+    with bus.record() as recorder:
+        await bus.emit("e0")
+
+    assert ran == list(range(max_depth + 1))
+    assert beyond == []
+    (error,) = caught
+    expected_chain = tuple(f"e{i}" for i in range(max_depth + 2))
+    assert error.chain == expected_chain
+    assert " -> ".join(expected_chain) in str(error)
+    assert "max_depth" in str(error)
+    assert recorder.names == list(expected_chain[:-1])
+
+
+async def test_reentrant_event_may_reenter_until_max_depth() -> None:
+    bus = EventBus("test", max_depth=3)
+    bus.declare("tick", reentrant=True)
+    depths: list[int] = []
+    caught: list[ReentrancyError] = []
+
+    async def tick(event: Event) -> None:
+        depths.append(event.depth)
+        try:
+            await bus.emit("tick")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("tick", tick)
+
+    report = await bus.emit("tick")
+
+    assert report.ok
+    assert depths == [0, 1, 2, 3]
+    (error,) = caught
+    assert error.chain == ("tick",) * 5
+    assert "max_depth" in str(error)
+
+
+async def test_reentrant_event_does_not_make_other_events_reentrant(bus: EventBus) -> None:
+    bus.declare("tick", reentrant=True)
+    caught: list[ReentrancyError] = []
+
+    async def on_a(event: Event) -> None:
+        await bus.emit("tick")
+
+    async def on_tick(event: Event) -> None:
+        try:
+            await bus.emit("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    bus.on("a", on_a)
+    bus.on("tick", on_tick)
+
+    await bus.emit("a")
+
+    assert [error.chain for error in caught] == [("a", "tick", "a")]
+
+
+# ---------------------------------------------------------------- not loops
+
+
+async def test_concurrent_independent_emissions_of_the_same_name_are_not_a_loop(
+    bus: EventBus,
+) -> None:
+    both_inside = asyncio.Event()
+    inside: list[Event] = []
+
+    async def handler(event: Event) -> str:
+        inside.append(event)
+        if len(inside) == 2:
+            both_inside.set()
+        await both_inside.wait()  # both emissions of "a" are in flight together
+        return "done"
+
+    bus.on("a", handler)
+
+    first, second = await asyncio.wait_for(asyncio.gather(bus.emit("a"), bus.emit("a")), 1)
+
+    assert first.ok
+    assert second.ok
+    assert first.values == second.values == ("done",)
+    assert first.event.depth == second.event.depth == 0
+    assert first.event.parent_id is None
+    assert second.event.parent_id is None
+
+
+def test_two_threads_emitting_the_same_name_concurrently_are_not_a_loop(
+    bus: EventBus,
+) -> None:
+    barrier = threading.Barrier(2, timeout=2)
+    reports: list[EmitReport] = []
+
+    def handler(event: Event) -> str:
+        barrier.wait()  # both emissions of "a" are in flight together
+        return "done"
+
+    bus.on("a", handler)
+
+    threads = [threading.Thread(target=lambda: reports.append(bus.emit_sync("a")))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert len(reports) == 2
+    assert all(report.ok for report in reports)
+    assert [report.values for report in reports] == [("done",), ("done",)]
+    assert [report.event.depth for report in reports] == [0, 0]
+
+
+async def test_emission_after_a_chain_has_finished_is_top_level_again(bus: EventBus) -> None:
+    bus.on("a", lambda event: None)
+
+    await bus.emit("a")
+    again = await bus.emit("a")
+
+    assert again.ok
+    assert again.event.depth == 0
+    assert again.event.parent_id is None
+
+
+async def test_same_event_emitted_twice_in_sequence_by_one_handler_is_not_a_loop(
+    bus: EventBus,
+) -> None:
+    async def on_a(event: Event) -> tuple[bool, bool]:
+        first = await bus.emit("b")
+        second = await bus.emit("b")
+        return first.ok, second.ok
+
+    bus.on("a", on_a)
+    bus.on("b", lambda event: None)
+
+    report = await bus.emit("a")
+
+    assert report.ok
+    assert report.values == ((True, True),)
+
+
+# ---------------------------------------------------------------- the chain follows the code
+
+
+async def test_chain_follows_await_into_helper_coroutines(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+
+    async def emit_again() -> None:
+        await asyncio.sleep(0)
+        await bus.emit("a")
+
+    async def helper() -> None:
+        try:
+            await emit_again()
+        except ReentrancyError as error:
+            caught.append(error)
+
+    async def on_a(event: Event) -> None:
+        await helper()
+
+    bus.on("a", on_a)
+
+    await bus.emit("a")
+
+    assert [error.chain for error in caught] == [("a", "a")]
+
+
+async def test_chain_follows_tasks_created_inside_a_handler(bus: EventBus) -> None:
+    caught: list[ReentrancyError] = []
+    calls: list[Event] = []
+
+    async def emit_again() -> None:
+        try:
+            await bus.emit("a")
+        except ReentrancyError as error:
+            caught.append(error)
+
+    async def on_a(event: Event) -> None:
+        calls.append(event)
+        await asyncio.create_task(emit_again())
+
+    bus.on("a", on_a)
+
+    await bus.emit("a")
+
+    assert len(calls) == 1
+    assert [error.chain for error in caught] == [("a", "a")]
+
+
+async def test_event_emitted_from_a_task_created_in_a_handler_is_its_child(
+    bus: EventBus,
+) -> None:
+    async def on_a(event: Event) -> EmitReport:
+        return await asyncio.create_task(bus.emit("b"))
+
+    bus.on("a", on_a)
+    bus.on("b", lambda event: None)
+
+    outer = await bus.emit("a")
+
+    (inner,) = outer.values
+    assert inner.event.parent_id == outer.event.id
+    assert inner.event.depth == 1
+
+
+# ---------------------------------------------------------------- parent ids and depth
+
+
+async def test_nested_events_carry_parent_id_and_depth(bus: EventBus) -> None:
+    seen: dict[str, Event] = {}
+
+    async def on_a(event: Event) -> None:
+        seen["a"] = event
+        await bus.emit("b")
+
+    def on_b(event: Event) -> None:
+        seen["b"] = event
+        bus.emit_sync("c")
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+    bus.on("c", lambda event: seen.setdefault("c", event))
+
+    await bus.emit("a")
+
+    assert seen["a"].parent_id is None
+    assert seen["a"].depth == 0
+    assert seen["b"].parent_id == seen["a"].id
+    assert seen["b"].depth == 1
+    assert seen["c"].parent_id == seen["b"].id
+    assert seen["c"].depth == 2
+
+
+async def test_sibling_emissions_of_one_handler_share_the_same_parent(bus: EventBus) -> None:
+    children: list[Event] = []
+
+    async def on_a(event: Event) -> None:
+        await bus.emit("b")
+        await bus.emit("c")
+
+    bus.on("a", on_a)
+    bus.on("b", children.append)
+    bus.on("c", children.append)
+
+    outer = await bus.emit("a")
+
+    assert [(child.name, child.parent_id, child.depth) for child in children] == [
+        ("b", outer.event.id, 1),
+        ("c", outer.event.id, 1),
+    ]
+
+
+# ---------------------------------------------------------------- what a refusal leaves behind
+
+
+async def test_refused_emission_is_not_recorded(bus: EventBus) -> None:
+    async def on_a(event: Event) -> None:
+        await bus.emit("b")
+
+    async def on_b(event: Event) -> None:
+        await bus.emit("a")
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    with bus.record() as recorder:
+        await bus.emit("a")
+
+    assert recorder.names == ["a", "b"]
+
+
+async def test_refused_emission_is_not_logged_as_emitted(bus: EventBus) -> None:
+    b_events: list[Event] = []
+
+    async def on_a(event: Event) -> None:
+        await bus.emit("b")
+
+    async def on_b(event: Event) -> None:
+        b_events.append(event)
+        await bus.emit("a")
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    with structlog.testing.capture_logs() as logs:
+        report = await bus.emit("a")
+
+    emitted = [entry for entry in logs if entry["event"] == "eventbus.emitted"]
+    assert [(entry["event_name"], entry["event_id"]) for entry in emitted] == [
+        ("b", b_events[0].id),
+        ("a", report.event.id),
+    ]
+
+
+async def test_refused_loop_is_logged_at_error_level_with_its_chain(bus: EventBus) -> None:
+    async def on_a(event: Event) -> None:
+        await bus.emit("b")
+
+    async def on_b(event: Event) -> None:
+        await bus.emit("a")
+
+    bus.on("a", on_a)
+    bus.on("b", on_b)
+
+    with structlog.testing.capture_logs() as logs:
+        await bus.emit("a")
+
+    refused = [entry for entry in logs if entry["event"] == "eventbus.loop_refused"]
+    assert len(refused) == 1
+    (entry,) = refused
+    assert entry["log_level"] == "error"
+    assert entry["chain"] == "a -> b -> a"
+    assert entry["event_name"] == "a"
+    assert entry["bus"] == "test"
+
+
+def test_refused_emit_sync_loop_is_not_recorded_nor_logged_as_emitted(bus: EventBus) -> None:
+    bus.on("a", lambda event: bus.emit_sync("a"))
+
+    with structlog.testing.capture_logs() as logs, bus.record() as recorder:
+        report = bus.emit_sync("a")
+
+    assert isinstance(report.errors[0].error, ReentrancyError)
+    assert recorder.names == ["a"]
+    emitted = [entry for entry in logs if entry["event"] == "eventbus.emitted"]
+    assert [entry["event_id"] for entry in emitted] == [report.event.id]
+    assert [entry["chain"] for entry in logs if entry["event"] == "eventbus.loop_refused"] == [
+        "a -> a"
+    ]

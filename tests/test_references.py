@@ -1,0 +1,590 @@
+"""How subscriptions hold their handlers: weak bound methods, strong everything
+else, and what happens when a weakly held handler is garbage-collected."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from eventbus import Event, EventBus
+
+
+class Listener:
+    def __init__(self, log: list[str] | None = None, label: str = "listener") -> None:
+        self.log = log if log is not None else []
+        self.label = label
+
+    def handle(self, event: Event) -> str:
+        self.log.append(self.label)
+        return self.label
+
+    async def handle_async(self, event: Event) -> str:
+        self.log.append(self.label)
+        return self.label
+
+    def __call__(self, event: Event) -> str:
+        self.log.append(f"{self.label}()")
+        return f"{self.label}()"
+
+
+class Slotted:
+    """Its instances cannot be weakly referenced."""
+
+    __slots__ = ("log",)
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def handle(self, event: Event) -> str:
+        self.log.append("slotted")
+        return "slotted"
+
+
+class SlottedWithWeakref:
+    __slots__ = ("__weakref__", "log")
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def handle(self, event: Event) -> str:
+        self.log.append("slotted-weakref")
+        return "slotted-weakref"
+
+
+class SlottedCallable:
+    """A callable that cannot be weakly referenced."""
+
+    __slots__ = ()
+
+    def __call__(self, event: Event) -> str:
+        return "slotted callable"
+
+
+def _state(bus: EventBus) -> tuple[object, ...]:
+    return bus.topics(), bus.listener_count(), bus.describe()
+
+
+# ---------------------------------------------------------------- bound methods: weak by default
+
+
+def test_bound_method_subscription_does_not_keep_its_object_alive(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle)
+    ref = weakref.ref(listener)
+
+    del listener
+    gc.collect()
+
+    assert ref() is None
+
+
+def test_collected_bound_method_disappears_from_introspection(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle)
+    bus.on("user.*", listener.handle)
+    assert bus.listener_count() == 2
+
+    del listener
+    gc.collect()
+
+    assert bus.listeners("a") == ()
+    assert bus.listeners("*") == ()
+    assert bus.listener_count() == 0
+    assert bus.listener_count("a") == 0
+    assert bus.listener_count("user.login") == 0
+    assert not bus.has_listeners("a")
+    assert not bus.has_listeners("user.*")
+    assert bus.topics() == ()
+    assert bus.describe() == []
+
+
+def test_collected_bound_method_disappears_after_has_listeners_was_cached(
+    bus: EventBus,
+) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle)
+    assert bus.has_listeners("a")
+    bus.emit_sync("a")  # the bus may cache what it resolved for "a"
+
+    del listener
+    gc.collect()
+
+    assert not bus.has_listeners("a")
+
+
+def test_collected_bound_method_is_not_called(bus: EventBus) -> None:
+    log: list[str] = []
+    listener = Listener(log)
+    bus.on("a", listener.handle)
+    bus.emit_sync("a")  # resolved once while alive
+
+    del listener
+    gc.collect()
+    report = bus.emit_sync("a")
+
+    assert log == ["listener"]
+    assert report.results == ()
+    assert report.ok
+
+
+async def test_collected_async_bound_method_is_not_awaited(bus: EventBus) -> None:
+    log: list[str] = []
+    listener = Listener(log)
+    bus.on("a", listener.handle_async)
+    ref = weakref.ref(listener)
+
+    del listener
+    gc.collect()
+    report = await bus.emit("a")
+
+    assert ref() is None
+    assert log == []
+    assert report.results == ()
+
+
+def test_other_subscriptions_survive_a_collected_bound_method(bus: EventBus) -> None:
+    log: list[str] = []
+    doomed, kept = Listener(log, "doomed"), Listener(log, "kept")
+    bus.on("a", doomed.handle)
+    bus.on("a", kept.handle)
+    bus.on("a", lambda event: log.append("lambda"))
+
+    del doomed
+    gc.collect()
+    bus.emit_sync("a")
+
+    assert log == ["kept", "lambda"]
+    assert bus.listener_count() == 2
+
+
+def test_handler_info_of_a_collected_method_has_no_callback(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle)
+    (info,) = bus.listeners("a")
+    assert info.weak is True
+    assert info.callback == listener.handle
+
+    del listener
+    gc.collect()
+
+    assert info.callback is None
+
+
+def test_live_bound_method_keeps_being_called(bus: EventBus) -> None:
+    log: list[str] = []
+    listener = Listener(log)
+    bus.on("a", listener.handle)
+
+    gc.collect()
+    bus.emit_sync("a")
+    gc.collect()
+    bus.emit_sync("a")
+
+    assert log == ["listener", "listener"]
+
+
+def test_weak_true_on_a_bound_method_is_the_default(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle, weak=True)
+    ref = weakref.ref(listener)
+    assert bus.listeners("a")[0].weak is True
+
+    del listener
+    gc.collect()
+
+    assert ref() is None
+    assert bus.listener_count() == 0
+
+
+def test_resubscribing_after_collection_is_a_new_subscription(bus: EventBus) -> None:
+    """A new object may reuse the collected one's address: it must not be
+    mistaken for the old (dead) subscription."""
+    first = Listener([], "first")
+    bus.on("a", first.handle, priority=1)
+    del first
+    gc.collect()
+
+    log: list[str] = []
+    second = Listener(log, "second")
+    bus.on("a", second.handle, priority=2)
+
+    assert [info.priority for info in bus.listeners("a")] == [2]
+    assert bus.emit_sync("a").values == ("second",)
+    assert log == ["second"]
+
+
+# ---------------------------------------------------------------- weak=False
+
+
+def test_weak_false_keeps_the_object_alive_and_called(bus: EventBus) -> None:
+    log: list[str] = []
+    listener = Listener(log)
+    bus.on("a", listener.handle, weak=False)
+    ref = weakref.ref(listener)
+
+    del listener
+    gc.collect()
+    report = bus.emit_sync("a")
+
+    assert ref() is not None
+    assert log == ["listener"]
+    assert report.values == ("listener",)
+    assert bus.listeners("a")[0].weak is False
+
+
+def test_weak_false_object_is_released_after_off(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle, weak=False)
+    ref = weakref.ref(listener)
+
+    assert bus.off("a", listener.handle) is True
+    del listener
+    gc.collect()
+
+    assert ref() is None
+
+
+def test_weak_false_object_is_released_after_clear(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle, weak=False)
+    ref = weakref.ref(listener)
+
+    assert bus.clear() == 1
+    del listener
+    gc.collect()
+
+    assert ref() is None
+
+
+# ---------------------------------------------------------------- inline callables: strong
+
+
+def _subscribe_inline(bus: EventBus, log: list[str]) -> None:
+    """Subscribe callables that nothing but the bus references afterwards."""
+
+    def closure(event: Event) -> str:
+        log.append("closure")
+        return "closure"
+
+    def labelled(label: str, event: Event) -> str:
+        log.append(label)
+        return label
+
+    bus.on("a", lambda event: log.append("lambda") or "lambda")
+    bus.on("a", closure)
+    bus.on("a", functools.partial(labelled, "partial"))
+    bus.on("a", Listener(log, "object"))
+
+
+def test_inline_callables_keep_working_after_garbage_collection(bus: EventBus) -> None:
+    log: list[str] = []
+    _subscribe_inline(bus, log)
+
+    gc.collect()
+    report = bus.emit_sync("a")
+
+    assert log == ["lambda", "closure", "partial", "object()"]
+    assert report.values == ("lambda", "closure", "partial", "object()")
+    assert bus.listener_count() == 4
+    assert [info.weak for info in bus.listeners("a")] == [False] * 4
+
+
+async def test_inline_async_callables_keep_working_after_garbage_collection(
+    bus: EventBus,
+) -> None:
+    log: list[str] = []
+
+    def subscribe() -> None:
+        async def closure(event: Event) -> str:
+            log.append("async closure")
+            return "async closure"
+
+        bus.on("a", closure)
+        bus.on("a", functools.partial(Listener.handle_async, Listener(log, "unbound")))
+
+    subscribe()
+    gc.collect()
+    report = await bus.emit("a")
+
+    assert report.values == ("async closure", "unbound")
+
+
+def test_inline_bound_method_of_an_inline_object_is_collected(bus: EventBus) -> None:
+    """The documented price of weak bound methods: nothing else holds the object."""
+    bus.on("a", Listener().handle)
+
+    gc.collect()
+
+    assert bus.listener_count() == 0
+    assert bus.emit_sync("a").results == ()
+
+
+# ---------------------------------------------------------------- weak=True on other callables
+
+
+def test_weak_true_plain_function_is_collected_when_deleted(bus: EventBus) -> None:
+    log: list[str] = []
+
+    def handler(event: Event) -> None:
+        log.append("called")
+
+    bus.on("a", handler, weak=True)
+    assert bus.listeners("a")[0].weak is True
+    bus.emit_sync("a")
+    ref = weakref.ref(handler)
+
+    del handler
+    gc.collect()
+
+    assert ref() is None
+    assert bus.listener_count() == 0
+    assert bus.topics() == ()
+    assert bus.emit_sync("a").results == ()
+    assert log == ["called"]
+
+
+def test_weak_true_callable_object_is_collected_when_deleted(bus: EventBus) -> None:
+    log: list[str] = []
+    handler = Listener(log)
+    bus.on("a", handler, weak=True)
+    ref = weakref.ref(handler)
+
+    del handler
+    gc.collect()
+
+    assert ref() is None
+    assert bus.listener_count() == 0
+    assert log == []
+
+
+def test_weak_true_function_still_runs_while_alive(bus: EventBus) -> None:
+    log: list[str] = []
+
+    def handler(event: Event) -> str:
+        log.append("called")
+        return "ok"
+
+    bus.on("a", handler, weak=True)
+    gc.collect()
+
+    assert bus.emit_sync("a").values == ("ok",)
+    assert log == ["called"]
+
+
+@pytest.mark.parametrize(
+    "builtin", [print, len, [].append, "abc".upper, {}.get], ids=lambda b: repr(b)[:30]
+)
+def test_weak_true_on_a_builtin_raises_type_error(
+    bus: EventBus, builtin: Callable[..., Any]
+) -> None:
+    bus.on("keep", lambda event: None)
+    before = _state(bus)
+
+    with pytest.raises(TypeError, match="weak"):
+        bus.on("a", builtin, weak=True)
+
+    assert _state(bus) == before
+
+
+def test_weak_true_on_a_non_weakref_able_callable_raises_type_error(bus: EventBus) -> None:
+    before = _state(bus)
+
+    with pytest.raises(TypeError, match="weak"):
+        bus.on("a", SlottedCallable(), weak=True)
+
+    assert _state(bus) == before
+
+
+@pytest.mark.parametrize("builtin", [print, len, [].append])
+def test_builtins_are_held_strongly_by_default(bus: EventBus, builtin: Callable[..., Any]) -> None:
+    bus.on("a", builtin)
+
+    assert bus.listeners("a")[0].weak is False
+
+
+# ---------------------------------------------------------------- slotted objects (decision 19)
+
+
+def test_bound_method_of_a_slotted_object_is_held_strongly_by_default(bus: EventBus) -> None:
+    log: list[str] = []
+    obj = Slotted(log)
+    bus.on("a", obj.handle)
+
+    del obj
+    gc.collect()
+    report = bus.emit_sync("a")
+
+    assert bus.listeners("a")[0].weak is False
+    assert report.values == ("slotted",)
+    assert log == ["slotted"]
+
+
+def test_bound_method_of_a_slotted_object_with_weak_true_raises_type_error(
+    bus: EventBus,
+) -> None:
+    bus.on("keep", lambda event: None)
+    before = _state(bus)
+
+    with pytest.raises(TypeError, match=r"weak.*Slotted|Slotted.*weak"):
+        bus.on("a", Slotted([]).handle, weak=True)
+
+    assert _state(bus) == before
+
+
+def test_bound_method_of_a_slotted_object_with_a_weakref_slot_is_held_weakly(
+    bus: EventBus,
+) -> None:
+    obj = SlottedWithWeakref([])
+    bus.on("a", obj.handle)
+    ref = weakref.ref(obj)
+    assert bus.listeners("a")[0].weak is True
+
+    del obj
+    gc.collect()
+
+    assert ref() is None
+    assert bus.listener_count() == 0
+
+
+def test_off_works_for_a_strongly_held_slotted_method(bus: EventBus) -> None:
+    obj = Slotted([])
+    bus.on("a", obj.handle)
+
+    assert bus.off("a", obj.handle) is True
+    assert bus.listener_count() == 0
+
+
+# ---------------------------------------------------------------- collected during an emission
+
+
+def _collect_during_emission(bus: EventBus) -> tuple[list[str], weakref.ref[Listener]]:
+    """Handler 1 drops the last reference to handler 2's object and collects it."""
+    log: list[str] = []
+    holder = [Listener(log, "second")]
+    ref = weakref.ref(holder[0])
+
+    def first(event: Event) -> str:
+        log.append("first")
+        holder.clear()
+        gc.collect()
+        return "first"
+
+    bus.on("a", first, priority=1)
+    bus.on("a", holder[0].handle)
+    bus.on("a", lambda event: log.append("third") or "third", priority=-1)
+    return log, ref
+
+
+def test_object_collected_during_emit_sync_is_skipped(bus: EventBus) -> None:
+    log, ref = _collect_during_emission(bus)
+
+    report = bus.emit_sync("a")
+
+    assert ref() is None
+    assert log == ["first", "third"]
+    assert report.values == ("first", "third")
+    assert report.ok
+
+
+async def test_object_collected_during_emit_is_skipped(bus: EventBus) -> None:
+    log, ref = _collect_during_emission(bus)
+
+    report = await bus.emit("a")
+
+    assert ref() is None
+    assert log == ["first", "third"]
+    assert report.values == ("first", "third")
+    assert bus.listener_count() == 2
+
+
+async def test_object_collected_during_an_earlier_emission_stays_gone(bus: EventBus) -> None:
+    log, _ = _collect_during_emission(bus)
+
+    await bus.emit("a")
+    await bus.emit("a")
+
+    assert log == ["first", "third", "first", "third"]
+
+
+# ---------------------------------------------------------------- identity of bound methods
+
+
+def test_same_method_of_two_objects_is_two_subscriptions(bus: EventBus) -> None:
+    log: list[str] = []
+    one, two = Listener(log, "one"), Listener(log, "two")
+    bus.on("a", one.handle)
+    bus.on("a", two.handle)
+
+    report = bus.emit_sync("a")
+
+    assert bus.listener_count() == 2
+    assert log == ["one", "two"]
+    assert report.values == ("one", "two")
+
+
+def test_collecting_one_of_two_objects_keeps_the_other(bus: EventBus) -> None:
+    log: list[str] = []
+    one, two = Listener(log, "one"), Listener(log, "two")
+    bus.on("a", one.handle)
+    bus.on("a", two.handle)
+
+    del one
+    gc.collect()
+    bus.emit_sync("a")
+
+    assert bus.listener_count() == 1
+    assert log == ["two"]
+
+
+def test_off_with_a_fresh_bound_method_expression_unsubscribes(bus: EventBus) -> None:
+    log: list[str] = []
+    listener = Listener(log)
+    bus.on("a", listener.handle)
+
+    assert bus.off("a", listener.handle) is True
+    bus.emit_sync("a")
+
+    assert log == []
+    assert bus.listener_count() == 0
+
+
+def test_off_with_a_fresh_bound_method_of_a_strong_subscription(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle, weak=False)
+
+    assert bus.off("a", listener.handle) is True
+    assert bus.listener_count() == 0
+
+
+def test_off_with_the_same_method_of_another_object_returns_false(bus: EventBus) -> None:
+    one, two = Listener(), Listener()
+    bus.on("a", one.handle)
+
+    assert bus.off("a", two.handle) is False
+    assert bus.listener_count() == 1
+
+
+def test_off_after_the_object_was_collected_returns_false(bus: EventBus) -> None:
+    listener = Listener()
+    bus.on("a", listener.handle)
+    del listener
+    gc.collect()
+
+    assert bus.off("a", Listener().handle) is False
+
+
+def test_subscribed_with_a_bound_method_unsubscribes_at_exit(bus: EventBus) -> None:
+    log: list[str] = []
+    listener = Listener(log)
+
+    with bus.subscribed("a", listener.handle):
+        bus.emit_sync("a")
+    bus.emit_sync("a")
+
+    assert log == ["listener"]
+    assert bus.listener_count() == 0
