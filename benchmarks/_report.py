@@ -82,13 +82,13 @@ class Results:
 
     def best_peer(self, case: str) -> tuple[str, float] | None:
         peers = [
-            (k, c.median)
+            (k, m)
             for k, c in self.by.get(case, {}).items()
-            if k not in PEER_EXCLUDE and c.median is not None
+            if k not in PEER_EXCLUDE and (m := c.median) is not None
         ]
         if not peers:
             return None
-        return min(peers, key=lambda p: p[1])  # type: ignore[arg-type,return-value]
+        return min(peers, key=lambda p: p[1])
 
     def ratio_bare(self, case: str) -> float | None:
         eb, bare = self.median(case, "eventbus"), self.median(case, "bare")
@@ -515,10 +515,10 @@ def write_chart(r: Results, path: Path, *, log_scale: bool = True) -> None:
         "aiosignal": "#e377c2",
         "pymitter": "#ff7f0e",
     }
-    group_rows = []  # (case, [(subject, median)])
+    group_rows: list[tuple[Case, list[tuple[Subject, float]]]] = []
     for case in cases:
-        bars = [(s, r.median(case.key, s.key)) for s in subjects]
-        group_rows.append((case, [(s, m) for s, m in bars if m is not None]))
+        bars = [(s, m) for s in subjects if (m := r.median(case.key, s.key)) is not None]
+        group_rows.append((case, bars))
     slots = max((len(b) for _, b in group_rows), default=1)
     fig_h = max(3.0, 0.22 * sum(len(b) + 1 for _, b in group_rows) + 1.5)
     fig, ax = plt.subplots(figsize=(11, fig_h))

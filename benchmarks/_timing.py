@@ -93,7 +93,7 @@ class Timer:
         gc.disable()
         try:
             if bench.is_async:
-                run_a = cast(AsyncLoop, bench.run)
+                run_a: Any = bench.run
                 return self.loop.run_until_complete(_timed(run_a, n))
             run_s = cast(SyncLoop, bench.run)
             t0 = perf_counter_ns()

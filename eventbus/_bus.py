@@ -14,7 +14,7 @@ import itertools
 import threading
 import weakref
 from asyncio.events import _get_running_loop
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from time import time
 from typing import Any, Final, Self, TypeVar, final, overload
 
@@ -25,6 +25,7 @@ from ._errors import BusClosedError, ReentrancyError, UnknownEventError
 from ._event import Event, new_event, next_serial
 from ._handlers import (
     HandlerInfo,
+    _Subscription,
     check_handler,
     check_options,
     check_timeout,
@@ -103,7 +104,8 @@ class EventBus:
         self._lock: Final = threading.RLock()
         self._order: Final = itertools.count()
         self._on_collected: Final = _collected_callback(weakref.ref(self))
-        # Copied on write under _lock; read without it.
+        # Changed under _lock, read without it: a key's tuple is replaced, never
+        # mutated; the other tables are copied on write.
         self._subscriptions: dict[str, tuple[HandlerInfo, ...]] = {}
         self._specs: dict[str, EventSpec] = {}
         self._mutes: tuple[str, ...] = ()
@@ -187,10 +189,10 @@ class EventBus:
         decorates. Subscribing the same handler to the same name twice is a
         no-op that keeps the first subscription's options.
         """
-        return self._on(
-            name, handler, priority=priority, once=once, predicate=predicate,
-            weak=weak, timeout=timeout, owner=owner,
-        )
+        if handler is None:
+            return self._decorator(name, priority, once, predicate, weak, timeout, owner)
+        self._subscribe(name, handler, priority, once, predicate, weak, timeout, owner)
+        return handler
 
     @overload
     def once(
@@ -230,34 +232,40 @@ class EventBus:
         owner: str | None = None,
     ) -> H | Callable[[H], H]:
         """``on(..., once=True)``: the handler runs at most once, ever."""
-        return self._on(
-            name, handler, priority=priority, once=True, predicate=predicate,
-            weak=weak, timeout=timeout, owner=owner,
-        )
-
-    def _on(self, name: str, handler: H | None, **options: Any) -> H | Callable[[H], H]:
         if handler is None:
-            check_options(**options)
-            self._check_subscribable(name)
-
-            def decorator(function: H) -> H:
-                self._subscribe(name, function, **options)
-                return function
-
-            return decorator
-        self._subscribe(name, handler, **options)
+            return self._decorator(name, priority, True, predicate, weak, timeout, owner)
+        self._subscribe(name, handler, priority, True, predicate, weak, timeout, owner)
         return handler
+
+    def _decorator(
+        self,
+        name: str,
+        priority: int,
+        once: bool,
+        predicate: Callable[[Event], object] | None,
+        weak: bool | None,
+        timeout: float | None,
+        owner: str | None,
+    ) -> Callable[[H], H]:
+        """``on``'s decorator form; bad options raise at once, not when decorating."""
+        check_options(priority, once, predicate, weak, timeout, owner)
+        self._check_subscribable(name)
+
+        def decorator(function: H) -> H:
+            self._subscribe(name, function, priority, once, predicate, weak, timeout, owner)
+            return function
+
+        return decorator
 
     def off(self, name: str, handler: Callable[..., Any]) -> bool:
         """Unsubscribe ``handler`` from exactly this name or pattern; True if it was."""
         check_pattern(name)
-        if not callable(handler):
-            raise TypeError(f"handler must be callable, not {type(handler).__name__}: {handler!r}")
+        check_handler(handler)
         identity = subscription_identity(handler)
         with self._lock:
-            for info in self._subscriptions.get(name, ()):
-                if info._identity == identity and info.callback is not None:
-                    self._remove([info])
+            for info in self._subscriptions.get(name, _NO_HANDLERS):
+                if info._identity == identity and info.alive:
+                    self._remove((info,))
                     return True
         return False
 
@@ -278,10 +286,7 @@ class EventBus:
 
         A subscription that existed before the block is left in place.
         """
-        info = self._subscribe(
-            name, handler, priority=priority, once=once, predicate=predicate,
-            weak=weak, timeout=timeout, owner=owner,
-        )
+        info = self._subscribe(name, handler, priority, once, predicate, weak, timeout, owner)
         try:
             yield handler
         finally:
@@ -296,13 +301,14 @@ class EventBus:
             check_pattern(name)
         if owner is not None and not isinstance(owner, str):
             raise TypeError(f"owner must be a str or None, not {type(owner).__name__}: {owner!r}")
+        self._purge_collected()
         with self._lock:
             doomed = [
                 info
-                for key, infos in self._subscriptions.items()
+                for key, infos in list(self._subscriptions.items())
                 if name is None or key == name
                 for info in infos
-                if owner is None or info.owner == owner
+                if (owner is None or info.owner == owner) and info.alive
             ]
             self._remove(doomed)
         return len(doomed)
@@ -322,54 +328,81 @@ class EventBus:
         return key in self._specs
 
     def _subscribe(
-        self, key: str, handler: Callable[..., Any], **options: Any
+        self,
+        key: str,
+        handler: Callable[..., Any],
+        priority: int,
+        once: bool,
+        predicate: Callable[[Event], object] | None,
+        weak: bool | None,
+        timeout: float | None,
+        owner: str | None,
     ) -> HandlerInfo | None:
         """Register one subscription; None if the handler was already subscribed to ``key``."""
         check_handler(handler)
-        check_options(**options)
-        self._check_subscribable(key)
-        timeout = options["timeout"]
+        if not (
+            type(priority) is int
+            and type(once) is bool
+            and predicate is None
+            and weak is None
+            and timeout is None
+            and owner is None
+        ):
+            check_options(priority, once, predicate, weak, timeout, owner)
+        check_pattern(key)
+        if self._strict:
+            self._check_subscribable(key)
         identity = subscription_identity(handler)
         with self._lock:
-            self._purge_collected()
+            if self._has_dead:
+                self._purge_collected()
             existing = self._subscriptions.get(key, _NO_HANDLERS)
-            if any(i._identity == identity and i.callback is not None for i in existing):
-                return None
-            info = HandlerInfo(
+            for known in existing:
+                if known._identity == identity and known.alive:
+                    return None
+            info = _Subscription(
                 handler,
+                identity,
                 key,
-                priority=options["priority"],
-                once=options["once"],
-                predicate=options["predicate"],
-                weak=options["weak"],
-                timeout=self._handler_timeout if timeout is None else float(timeout),
-                owner=options["owner"],
-                order=next(self._order),
-                on_collected=self._on_collected,
+                priority,
+                once,
+                predicate,
+                weak,
+                self._handler_timeout if timeout is None else float(timeout),
+                owner,
+                next(self._order),
+                self._on_collected,
             )
-            subscriptions = dict(self._subscriptions)
-            subscriptions[key] = (*existing, info)
-            self._subscriptions = subscriptions
+            info.__class__ = HandlerInfo  # read-only from now on
+            self._subscriptions[key] = (*existing, info)  # type: ignore[arg-type]
             self._routes = {}
-        return info
+        return info  # type: ignore[return-value]
 
     def _discard(self, info: HandlerInfo) -> None:
         """Remove one subscription if it is still there (once-claims, ``subscribed``)."""
         with self._lock:
-            self._remove([info])
+            self._remove((info,))
 
-    def _remove(self, doomed: list[HandlerInfo]) -> None:
-        """Drop these subscriptions; the caller holds the lock."""
-        if not doomed:
-            return
-        gone = {id(info) for info in doomed}
-        subscriptions = {}
-        for key, infos in self._subscriptions.items():
-            kept = tuple(info for info in infos if id(info) not in gone)
-            if kept:
-                subscriptions[key] = kept
-        self._subscriptions = subscriptions
-        self._routes = {}
+    def _remove(self, doomed: Iterable[HandlerInfo]) -> None:
+        """Drop these subscriptions; the caller holds the lock.
+
+        Each key's tuple is replaced, never changed, so an emission or an
+        introspection reading the old one is unaffected.
+        """
+        subscriptions = self._subscriptions
+        changed = False
+        for info in doomed:
+            key = info.pattern
+            infos = subscriptions.get(key, _NO_HANDLERS)
+            if info in infos:
+                if len(infos) == 1:
+                    del subscriptions[key]
+                else:
+                    index = infos.index(info)
+                    subscriptions[key] = infos[:index] + infos[index + 1:]
+                changed = True
+        if changed:
+            self._routes = {}
 
     def _purge_collected(self) -> None:
         """Forget subscriptions whose weakly held handler was collected."""
@@ -378,7 +411,7 @@ class EventBus:
                 self._has_dead = False
                 self._remove([
                     info
-                    for infos in self._subscriptions.values()
+                    for infos in list(self._subscriptions.values())
                     for info in infos
                     if info.callback is None
                 ])
@@ -574,7 +607,11 @@ class EventBus:
                 f"{suggest(name, list(self._specs))}"
             )
         route = Route(
-            name, self._subscriptions, self._specs.get(name), self._mutes, self._recorders
+            name,
+            list(self._subscriptions.items()),
+            self._specs.get(name),
+            self._mutes,
+            self._recorders,
         )
         if len(routes) < _MAX_CACHED_ROUTES:
             routes[name] = route
@@ -755,7 +792,7 @@ class EventBus:
         self._purge_collected()
         return tuple(dispatch_order(
             info
-            for key, infos in self._subscriptions.items()
+            for key, infos in list(self._subscriptions.items())
             if keys_overlap(key, name)
             for info in infos
             if info.callback is not None
@@ -767,7 +804,7 @@ class EventBus:
             return len(self.listeners(name))
         self._purge_collected()
         return sum(
-            1 for infos in self._subscriptions.values() for info in infos
+            1 for infos in list(self._subscriptions.values()) for info in infos
             if info.callback is not None
         )
 

@@ -70,7 +70,12 @@ async def dispatch(bus: EventBus, route: Route, event: Event) -> EmitReport:
                 continue
             value = handler(event)
             if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
-                value = await finish_awaitable(value, info.timeout)
+                timeout = info.timeout
+                if timeout is None:
+                    value = await value
+                else:
+                    async with asyncio.timeout(timeout):
+                        value = await value
         except Exception as error:
             failed += 1
             add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]

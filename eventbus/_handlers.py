@@ -15,6 +15,7 @@ from ._event import Event
 
 __all__ = [
     "HandlerInfo",
+    "_Subscription",
     "callable_name",
     "check_handler",
     "check_options",
@@ -27,10 +28,15 @@ Predicate = Callable[[Event], object]
 _NOT_WEAKREFABLE: Final = (types.BuiltinMethodType, types.BuiltinFunctionType)
 
 
+_FUNCTION: Final = types.FunctionType
+_METHOD: Final = types.MethodType
+_CO_COROUTINE: Final = inspect.CO_COROUTINE
+
+
 def callable_name(obj: object) -> str:
     """``module.qualname`` of a callable, for logs and introspection."""
-    target = getattr(obj, "__func__", obj)
-    if isinstance(target, (types.FunctionType, types.BuiltinFunctionType, type)):
+    target = obj.__func__ if isinstance(obj, _METHOD) else obj
+    if isinstance(target, (_FUNCTION, types.BuiltinFunctionType, type)):
         return f"{target.__module__}.{target.__qualname__}"
     if hasattr(target, "func"):  # functools.partial and friends
         return callable_name(target.func)
@@ -38,19 +44,22 @@ def callable_name(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def subscription_identity(handler: Callable[..., Any]) -> tuple[int, int]:
+def subscription_identity(handler: Callable[..., Any]) -> int | tuple[int, int]:
     """A key equal for equal handlers: bound methods by (function, object), since
     ``obj.method`` builds a new method object on every attribute access."""
-    if isinstance(handler, types.MethodType):
+    if isinstance(handler, _METHOD):
         return id(handler.__func__), id(handler.__self__)
-    return id(handler), 0
+    return id(handler)
 
 
 def _is_async(handler: Callable[..., Any]) -> bool:
-    if inspect.iscoroutinefunction(handler):
+    target = handler.__func__ if isinstance(handler, _METHOD) else handler
+    if type(target) is _FUNCTION:
+        return bool(target.__code__.co_flags & _CO_COROUTINE)
+    if inspect.iscoroutinefunction(target):
         return True
-    call = getattr(type(handler), "__call__", None)  # noqa: B004 - we want the type's __call__
-    return not inspect.isroutine(handler) and inspect.iscoroutinefunction(call)
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - we want the type's __call__
+    return not inspect.isroutine(target) and inspect.iscoroutinefunction(call)
 
 
 def check_handler(handler: object) -> None:
@@ -60,7 +69,6 @@ def check_handler(handler: object) -> None:
 
 
 def check_options(
-    *,
     priority: object,
     once: object,
     predicate: object,
@@ -69,6 +77,15 @@ def check_options(
     owner: object,
 ) -> None:
     """Raise ``TypeError``/``ValueError`` saying which subscription option is wrong."""
+    if (
+        type(priority) is int
+        and type(once) is bool
+        and predicate is None
+        and weak is None
+        and timeout is None
+        and owner is None
+    ):
+        return
     if predicate is not None and not callable(predicate):
         raise TypeError(
             f"predicate must be callable or None, not {type(predicate).__name__}: {predicate!r}"
@@ -95,17 +112,11 @@ def check_timeout(timeout: object, what: str) -> float | None:
     return float(timeout)
 
 
-@final
-class HandlerInfo:
-    """One subscription, as introspection and reports show it.
-
-    ``callback`` is the live callable, or ``None`` once a weakly held handler
-    was collected. ``timeout`` is the one that applies (the subscription's, else
-    the bus's ``handler_timeout``).
-    """
+class _Subscription:
+    """Slot storage of a ``HandlerInfo``, filled by a plain ``__init__`` (cheap)
+    before the object becomes a read-only ``HandlerInfo``."""
 
     __slots__ = (
-        "__weakref__",
         "_claim",
         "_identity",
         "_predicate",
@@ -137,13 +148,13 @@ class HandlerInfo:
     _ref: Callable[[], Handler | None] | None
     _predicate: Predicate | None
     _claim: list[None] | None
-    _identity: tuple[int, int]
+    _identity: int | tuple[int, int]
 
     def __init__(
         self,
         handler: Handler,
+        identity: int | tuple[int, int],
         pattern: str,
-        *,
         priority: int,
         once: bool,
         predicate: Predicate | None,
@@ -153,23 +164,42 @@ class HandlerInfo:
         order: int,
         on_collected: Callable[[object], None],
     ) -> None:
-        set_field = object.__setattr__
-        strong, ref = _hold(handler, weak, on_collected)
-        set_field(self, "name", callable_name(handler))
-        set_field(self, "pattern", pattern)
-        set_field(self, "priority", priority)
-        set_field(self, "once", once)
-        set_field(self, "weak", ref is not None)
-        set_field(self, "timeout", timeout)
-        set_field(self, "has_predicate", predicate is not None)
-        set_field(self, "owner", owner)
-        set_field(self, "is_async", _is_async(handler))
-        set_field(self, "order", order)
-        set_field(self, "_strong", strong)
-        set_field(self, "_ref", ref)
-        set_field(self, "_predicate", predicate)
-        set_field(self, "_claim", [None] if once else None)
-        set_field(self, "_identity", subscription_identity(handler))
+        strong: Handler | None
+        ref: Callable[[], Handler | None] | None
+        if type(handler) is _FUNCTION and weak is not True:  # the common case, cheaply
+            strong, ref = handler, None
+            self.name = f"{handler.__module__}.{handler.__qualname__}"
+            self.is_async = bool(handler.__code__.co_flags & _CO_COROUTINE)
+        else:
+            strong, ref = _hold(handler, weak, on_collected)
+            self.name = callable_name(handler)
+            self.is_async = _is_async(handler)
+        self.pattern = pattern
+        self.priority = priority
+        self.once = once
+        self.weak = ref is not None
+        self.timeout = timeout
+        self.has_predicate = predicate is not None
+        self.owner = owner
+        self.order = order
+        self._strong = strong
+        self._ref = ref
+        self._predicate = predicate
+        self._claim = [None] if once else None
+        self._identity = identity
+
+
+@final
+class HandlerInfo(_Subscription):
+    """One subscription, as introspection and reports show it. Read-only.
+
+    ``callback`` is the live callable, or ``None`` once a weakly held handler
+    was collected. ``timeout`` is the one that applies (the subscription's, else
+    the bus's ``handler_timeout``). ``is_async`` tells whether the handler is a
+    coroutine function; ``order`` is its place in subscription order.
+    """
+
+    __slots__ = ()
 
     @property
     def callback(self) -> Handler | None:
@@ -177,6 +207,11 @@ class HandlerInfo:
         if self._ref is None:
             return self._strong
         return self._ref()
+
+    @property
+    def alive(self) -> bool:
+        """False once a weakly held handler was collected."""
+        return self._ref is None or self._ref() is not None
 
     @property
     def direct(self) -> Handler | None:
@@ -196,6 +231,9 @@ class HandlerInfo:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HandlerInfo is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"HandlerInfo is read-only: cannot delete {name!r}")
 
     def __repr__(self) -> str:
         flags = "".join(

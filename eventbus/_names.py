@@ -9,10 +9,22 @@ _NAME = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
 _PATTERN = re.compile(rf"(?:{_SEGMENT}\.)*\*|{_SEGMENT}(?:\.{_SEGMENT})*")
 
 WILDCARD = "*"
+_MAX_REMEMBERED = 8192
+_valid_names: set[str] = set()
+_valid_patterns: set[str] = set()
+"""Keys already validated: subscribing and unsubscribing skip the regex for them."""
+
+
+def _remember(valid: set[str], key: str) -> None:
+    if len(valid) >= _MAX_REMEMBERED:
+        valid.clear()
+    valid.add(key)
 
 
 def check_name(name: object) -> str:
     """Return ``name`` if it is a concrete event name, else raise ``TypeError``/``ValueError``."""
+    if type(name) is str and name in _valid_names:
+        return name
     if not isinstance(name, str):
         raise TypeError(f"event name must be a str, not {type(name).__name__}: {name!r}")
     if _NAME.fullmatch(name) is None:
@@ -23,17 +35,21 @@ def check_name(name: object) -> str:
                 else _describe_bad(name)
             )
         raise ValueError(_describe_bad(name))
+    _remember(_valid_names, name)
     return name
 
 
 def check_pattern(pattern: object) -> str:
     """Return ``pattern`` if it is an event name or a ``prefix.*``/``*`` pattern."""
+    if type(pattern) is str and pattern in _valid_patterns:
+        return pattern
     if not isinstance(pattern, str):
         raise TypeError(
             f"event name or pattern must be a str, not {type(pattern).__name__}: {pattern!r}"
         )
     if _PATTERN.fullmatch(pattern) is None:
         raise ValueError(_describe_bad(pattern, allow_pattern=True))
+    _remember(_valid_patterns, pattern)
     return pattern
 
 

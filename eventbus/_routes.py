@@ -8,7 +8,7 @@ sorting by priority and looking up the catalog.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
 from ._catalog import EventSpec, PayloadCheck
@@ -37,7 +37,7 @@ class Route:
     def __init__(
         self,
         name: str,
-        subscriptions: Mapping[str, tuple[HandlerInfo, ...]],
+        subscriptions: Iterable[tuple[str, tuple[HandlerInfo, ...]]],
         spec: EventSpec | None,
         mutes: Iterable[str],
         recorders: Iterable[Recorder],
@@ -45,7 +45,7 @@ class Route:
         self.muted: Final = any(key_matches(pattern, name) for pattern in mutes)
         matching = [
             info
-            for key, infos in subscriptions.items()
+            for key, infos in subscriptions
             if key_matches(key, name)
             for info in infos
             if not (info.weak and info.callback is None)

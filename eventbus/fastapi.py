@@ -1,0 +1,116 @@
+"""FastAPI integration: one bus per application, handed to routes as a dependency.
+
+```python
+from fastapi import FastAPI
+from eventbus import EventBus
+from eventbus.fastapi import Events, attach
+
+app = FastAPI()
+attach(app, EventBus("shop"))          # app.state.events; drained and closed at shutdown
+
+@app.post("/sessions/{session_id}/close")
+async def close_session(session_id: int, events: Events) -> dict[str, bool]:
+    report = await events.emit("sale.closed", session_id=session_id)
+    return {"ok": report.ok}
+```
+
+Needs the ``fastapi`` extra: ``pip install 'eventbus[fastapi]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Final, TypeAlias
+
+try:
+    from fastapi import Depends, FastAPI
+    from starlette.requests import HTTPConnection
+except ImportError as _missing:  # pragma: no cover - exercised by a test that hides FastAPI
+    raise ImportError(
+        f"eventbus.fastapi needs FastAPI, which could not be imported ({_missing}); "
+        "install the extra: pip install 'eventbus[fastapi]'"
+    ) from _missing
+
+from ._bus import EventBus
+
+__all__ = ["STATE_ATTRIBUTE", "Events", "attach", "get_events"]
+
+STATE_ATTRIBUTE: Final = "events"
+"""The attribute of ``app.state`` that holds the application's bus."""
+
+_Lifespan: TypeAlias = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]
+
+
+def attach(app: FastAPI, bus: EventBus, *, close: bool = True) -> EventBus:
+    """Make ``bus`` the application's bus and tie it to the application's lifespan.
+
+    * ``app.state.events`` is ``bus`` from now on, and ``get_events`` (the
+      ``Events`` dependency) hands it to routes.
+    * At startup, the bus adopts the server's event loop: async handlers of an
+      emission made by ``emit_sync`` from a sync route (which FastAPI runs in
+      a worker thread) run on that loop, even if nothing was emitted before.
+    * At shutdown, after the last request and before the application's own
+      lifespan ends (so its resources are still there), the bus is closed with
+      ``aclose()``: new emissions are refused and every accepted one, published
+      ones included, finishes. With ``close=False`` it is only drained
+      (``drain()``), for a bus that outlives the application.
+
+    The application's own lifespan (``FastAPI(lifespan=...)``) is kept.
+    Attaching the same bus again is harmless; another bus is a ``RuntimeError``.
+    Returns ``bus``.
+    """
+    if not isinstance(bus, EventBus):
+        raise TypeError(f"attach() needs an EventBus, not {type(bus).__name__}: {bus!r}")
+    attached: object = getattr(app.state, STATE_ATTRIBUTE, None)
+    if attached is bus:
+        return bus
+    if attached is not None:
+        raise RuntimeError(
+            f"app.state.{STATE_ATTRIBUTE} already holds {attached!r}: "
+            "an application has one bus"
+        )
+    setattr(app.state, STATE_ATTRIBUTE, bus)
+    app.router.lifespan_context = _with_bus(app.router.lifespan_context, bus, close=close)
+    return bus
+
+
+def _with_bus(inner: _Lifespan, bus: EventBus, *, close: bool) -> _Lifespan:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        _adopt_running_loop(bus)
+        async with inner(app) as state:
+            yield state
+            # Not in a `finally`: a lifespan torn down by an error must not hang here.
+            if close:
+                await bus.aclose()
+            else:
+                await bus.drain()
+
+    return lifespan
+
+
+def _adopt_running_loop(bus: EventBus) -> None:
+    """Make the running loop the one ``emit_sync`` from another thread runs
+    async handlers on, as if the bus had already emitted on it."""
+    bus._loop = asyncio.get_running_loop()
+
+
+async def get_events(connection: HTTPConnection) -> EventBus:
+    """FastAPI dependency: the bus attached to the application with ``attach``.
+
+    Works for HTTP and WebSocket routes. Raises ``RuntimeError`` when no bus
+    was attached.
+    """
+    bus = getattr(connection.app.state, STATE_ATTRIBUTE, None)
+    if not isinstance(bus, EventBus):
+        raise RuntimeError(
+            f"no EventBus in app.state.{STATE_ATTRIBUTE}: "
+            "call eventbus.fastapi.attach(app, bus) when creating the application"
+        )
+    return bus
+
+
+Events: TypeAlias = Annotated[EventBus, Depends(get_events)]
+"""A route parameter annotated ``events: Events`` receives the application's bus."""
