@@ -39,7 +39,7 @@ from ._testing import Recorder
 
 __all__ = ["EventBus"]
 
-H = TypeVar("H", bound=Callable[..., Any])
+H = TypeVar("H", bound=Callable[[Event], object])
 ErrorHook = Callable[[Event, HandlerInfo, Exception], Any]
 
 _MAX_CACHED_ROUTES: Final = 4096
@@ -69,8 +69,8 @@ class EventBus:
     emit events without importing each other.
 
     Handlers run one at a time in a deterministic order (priority, then
-    subscription order), each isolated from the others' failures. See the
-    README for the guarantees.
+    subscription order), each isolated from the others' failures. The
+    guarantees are listed in the README and the guides.
     """
 
     def __init__(
@@ -122,14 +122,17 @@ class EventBus:
 
     @property
     def name(self) -> str:
+        """The bus's name, as its log entries show it."""
         return self._name
 
     @property
     def strict(self) -> bool:
+        """Whether only declared events may be emitted and subscribed to."""
         return self._strict
 
     @property
     def max_depth(self) -> int:
+        """The deepest nesting of emissions allowed (depths 0..max_depth run)."""
         return self._max_depth
 
     @property

@@ -16,7 +16,7 @@ import time
 from collections import _tuplegetter  # type: ignore[attr-defined]  # namedtuple's field reader
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 from ._names import check_name
 
@@ -129,7 +129,7 @@ class Event(tuple[Any, ...]):
     def __contains__(self, key: object) -> bool:
         return key in tuple.__getitem__(self, 1)
 
-    __iter__ = None  # type: ignore[assignment]  # an Event is a record, not a sequence
+    __iter__: ClassVar[None] = None  # type: ignore[assignment]  # a record, not a sequence
 
     def __hash__(self) -> int:
         return hash(tuple.__getitem__(self, 3))

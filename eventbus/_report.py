@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import _tuplegetter  # type: ignore[attr-defined]
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 from ._event import Event
 from ._handlers import HandlerInfo
@@ -137,7 +137,7 @@ class EmitReport(tuple[Any, ...]):
                 f"{len(errors)} handler(s) failed for event {self.event.name!r}", errors
             )
 
-    __iter__ = None  # type: ignore[assignment]
+    __iter__: ClassVar[None] = None  # type: ignore[assignment]  # a record, not a sequence
 
     def __getitem__(self, index: Any) -> Any:
         raise TypeError("EmitReport is not subscriptable; read report.results")

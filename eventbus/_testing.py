@@ -19,10 +19,11 @@ class Recorder:
     __slots__ = ("events", "pattern")
 
     def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
+        self.pattern: str = pattern
         self.events: list[Event] = []
 
     def matches(self, name: str) -> bool:
+        """Whether an emission of ``name`` is recorded."""
         return key_matches(self.pattern, name)
 
     @property

@@ -100,7 +100,7 @@ class Audit:
     """Sees every event ("*"), last (priority -100)."""
 
     def __init__(self, bus: EventBus) -> None:
-        self.seen = 0
+        self.seen: int = 0
         bus.on("*", self.record, priority=-100, owner="audit")
 
     def record(self, event: Event) -> None:

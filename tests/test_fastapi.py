@@ -343,7 +343,7 @@ async def test_the_sync_import_route_emits_from_a_worker_thread(shop: Server) ->
     assert threads[0] != threading.get_ident()
 
 
-async def test_ean13_codes_carry_a_valid_check_digit() -> None:
+def test_ean13_codes_carry_a_valid_check_digit() -> None:
     code = ean13("TEA-1")
     digits = [int(digit) for digit in code]
     assert len(code) == 13

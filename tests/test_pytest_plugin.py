@@ -131,6 +131,27 @@ def test_emissions_records_published_emissions_of_an_async_test(
     result.assert_outcomes(passed=1)
 
 
+def test_emissions_records_the_bus_of_an_async_bus_fixture(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import pytest
+        from eventbus import EventBus
+
+        @pytest.fixture
+        async def bus():
+            async with EventBus("shop") as bus:
+                yield bus
+
+        async def test_close(bus, emissions):
+            await bus.emit("sale.closed", session_id=1)
+            emissions.assert_emitted("sale.closed", session_id=1)
+        """,
+        "-o", "asyncio_mode=auto",
+    )
+    result.assert_outcomes(passed=1)
+
+
 def test_a_failed_assertion_shows_in_the_test_report(pytester: pytest.Pytester) -> None:
     result = run(
         pytester,

@@ -1,0 +1,439 @@
+"""Races with real threads and real tasks, each run many times: every call is
+counted, and nothing given to the bus may be lost, duplicated or half-run.
+
+The fast variants run a few rounds; the ``heavy`` ones (``pytest -m heavy``)
+run the same rounds many more times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import sys
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from eventbus import BusClosedError, EmitReport, Event, EventBus, HandlerInfo
+
+JOIN_TIMEOUT = 20.0
+
+
+@pytest.fixture(autouse=True)
+def fast_thread_switching() -> Iterator[None]:
+    """Make the interpreter switch threads far more often, to expose races."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
+    """Run ``target(index)`` in ``count`` threads started together; return their exceptions."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def body(index: int) -> None:
+        try:
+            barrier.wait(JOIN_TIMEOUT)
+            target(index)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+    return errors
+
+
+def in_dispatch_order(infos: list[HandlerInfo]) -> bool:
+    return infos == sorted(infos, key=lambda info: (-info.priority, info.order))
+
+
+# ---------------------------------------------------------------- emitting while others subscribe
+
+
+def check_emitters_against_churning_subscribers(rounds: int) -> None:
+    emitters, churners, emissions, churns = 8, 2, 50, 120
+    for _ in range(rounds):
+        bus = EventBus("race")
+        tokens = itertools.count()  # next() is atomic under the GIL
+        calls: list[tuple[str, int]] = []
+
+        def make(label: str, calls: list[tuple[str, int]] = calls) -> Callable[[Event], Any]:
+            def handler(event: Event, tokens: Iterator[int] = tokens) -> tuple[str, int]:
+                call = (label, next(tokens))
+                calls.append(call)
+                return call
+
+            return handler
+
+        bus.on("x.y", make("stable exact"))
+        bus.on("x.*", make("stable pattern"), priority=1)
+        transients = [make(f"transient {i}") for i in range(churners)]
+        reports: list[EmitReport] = []
+
+        def work(
+            index: int, bus: EventBus = bus, reports: list[EmitReport] = reports,
+            transients: list[Callable[[Event], Any]] = transients,
+        ) -> None:
+            if index < emitters:
+                mine = [bus.emit_sync("x.y", n=n) for n in range(emissions)]
+                reports.extend(mine)
+                return
+            transient, owner = transients[index - emitters], f"churner {index}"
+            for i in range(churns):
+                key = ("x.y", "x.*", "*")[i % 3]
+                bus.on(key, transient, priority=i % 5 - 2, owner=owner)
+                if i % 2:
+                    assert bus.off(key, transient) is True
+                else:
+                    assert bus.clear(owner=owner) == 1
+
+        assert run_threads(emitters + churners, work) == []
+
+        assert len(reports) == emitters * emissions
+        for report in reports:
+            assert report.ok, report.errors
+            labels = [value[0] for value in report.values]
+            assert labels.count("stable exact") == labels.count("stable pattern") == 1
+            assert len(labels) == len(set(labels)), "a handler ran twice in one emission"
+            assert in_dispatch_order([result.handler for result in report.results])
+        reported = [value for report in reports for value in report.values]
+        assert sorted(reported) == sorted(calls), "a call was lost or reported twice"
+        assert bus.listener_count() == 2
+        assert bus.topics() == ("x.*", "x.y")
+
+
+def test_8_threads_emitting_while_2_threads_subscribe_and_unsubscribe_lose_nothing() -> None:
+    check_emitters_against_churning_subscribers(rounds=4)
+
+
+@pytest.mark.heavy
+def test_8_threads_emitting_while_2_threads_subscribe_and_unsubscribe_many_times() -> None:
+    check_emitters_against_churning_subscribers(rounds=150)
+
+
+# ---------------------------------------------------------------- once, claimed by threads and tasks
+
+
+def check_once_claimed_by_threads_and_tasks(rounds: int, handler_is_async: bool) -> None:
+    threads, tasks, emissions = 3, 4, 15
+    for _ in range(rounds):
+        bus = EventBus("race")
+        claims: list[str] = []
+
+        if handler_is_async:
+
+            async def once_handler(event: Event, claims: list[str] = claims) -> str:
+                claims.append(event["who"])
+                await asyncio.sleep(0)
+                return "claimed"
+
+        else:
+
+            def once_handler(event: Event, claims: list[str] = claims) -> str:  # type: ignore[misc]
+                claims.append(event["who"])
+                return "claimed"
+
+        bus.on("x", lambda event: None, priority=1)
+        bus.once("x", once_handler)
+        reports: list[EmitReport] = []
+
+        async def tasks_main(bus: EventBus = bus, reports: list[EmitReport] = reports) -> None:
+            async def emitter(k: int) -> None:
+                for _ in range(emissions):
+                    reports.append(await bus.emit("x", who=f"task {k}"))
+                    await asyncio.sleep(0)
+
+            await asyncio.gather(*(emitter(k) for k in range(tasks)))
+
+        def work(index: int, bus: EventBus = bus, reports: list[EmitReport] = reports) -> None:
+            if index == threads:
+                asyncio.run(tasks_main())
+                return
+            for _ in range(emissions):
+                reports.append(bus.emit_sync("x", who=f"thread {index}"))
+
+        assert run_threads(threads + 1, work) == []
+
+        assert len(reports) == (threads + tasks) * emissions
+        assert all(report.ok for report in reports)
+        once_results = [r for report in reports for r in report.results if r.handler.once]
+        assert len(claims) == 1, f"the once handler ran {len(claims)} times"
+        assert len(once_results) == 1
+        assert once_results[0].value == "claimed"
+        assert bus.listener_count("x") == 1
+
+
+@pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
+def test_once_handler_raced_for_by_threads_and_tasks_runs_exactly_once(
+    handler_is_async: bool,
+) -> None:
+    check_once_claimed_by_threads_and_tasks(rounds=15, handler_is_async=handler_is_async)
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
+def test_once_handler_raced_for_by_threads_and_tasks_many_times(handler_is_async: bool) -> None:
+    check_once_claimed_by_threads_and_tasks(rounds=400, handler_is_async=handler_is_async)
+
+
+# ---------------------------------------------------------------- collection on another thread
+
+
+class Tracked:
+    """A listener whose calls are counted outside it (it dies during the test)."""
+
+    def __init__(self, uid: int, calls: list[int], cyclic: bool) -> None:
+        self.uid = uid
+        self.calls = calls
+        if cyclic:
+            self.me = self  # only the garbage collector frees it
+
+    def handle(self, event: Event) -> int:
+        self.calls.append(self.uid)
+        return self.uid
+
+
+def check_collection_during_emissions(rounds: int) -> None:
+    emitters, emissions, objects = 4, 60, 120
+    for _ in range(rounds):
+        bus = EventBus("race")
+        calls: list[int] = []
+        tracked = [Tracked(uid, calls, cyclic=uid % 2 == 0) for uid in range(objects)]
+        refs = [weakref.ref(obj) for obj in tracked]
+        for obj in tracked:
+            bus.on("x", obj.handle)
+        del obj
+        bus.on("x", str, priority=-1)  # a strong handler that must run every time
+        paced = threading.Semaphore(0)
+        reports: list[EmitReport] = []
+
+        def work(
+            index: int, bus: EventBus = bus, reports: list[EmitReport] = reports,
+            tracked: list[Tracked] = tracked, paced: threading.Semaphore = paced,
+        ) -> None:
+            if index < emitters:
+                for _ in range(emissions):
+                    reports.append(bus.emit_sync("x"))
+                    paced.release()
+                return
+            while tracked:  # one object dropped per emission made so far
+                assert paced.acquire(timeout=JOIN_TIMEOUT)
+                tracked.pop()
+                if len(tracked) % 10 == 0:
+                    gc.collect()
+
+        assert run_threads(emitters + 1, work) == []
+        gc.collect()
+
+        assert all(ref() is None for ref in refs)
+        assert len(reports) == emitters * emissions
+        for report in reports:
+            assert report.ok, report.errors
+            uids = [value for value in report.values if isinstance(value, int)]
+            assert uids == sorted(set(uids)), "a listener ran twice, or out of order"
+            assert report.values[-1] == str(report.event)
+        reported = Counter(v for report in reports for v in report.values if isinstance(v, int))
+        assert reported == Counter(calls), "a call was lost or reported twice"
+        assert bus.listener_count() == 1
+        assert len(bus.emit_sync("x").results) == 1
+
+
+def test_objects_collected_on_another_thread_while_threads_emit_are_never_half_called() -> None:
+    check_collection_during_emissions(rounds=3)
+
+
+@pytest.mark.heavy
+def test_objects_collected_on_another_thread_while_threads_emit_many_times() -> None:
+    check_collection_during_emissions(rounds=100)
+
+
+# ---------------------------------------------------------------- publish, drain and aclose
+
+
+async def check_publish_while_draining_and_closing(rounds: int) -> None:
+    publishers, threshold = 12, 150
+    for _ in range(rounds):
+        bus = EventBus("race")
+        started: set[str] = set()
+        finished: set[str] = set()
+        children: list[str] = []
+
+        async def work(event: Event, bus: EventBus = bus) -> str:
+            started.add(event.id)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            finished.add(event.id)
+            bus.publish("child", parent=event.id)  # a chain in progress may go on
+            return event.id
+
+        bus.on("work", work)
+        bus.on("child", lambda event: children.append(event["parent"]))
+        accepted: list[asyncio.Task[EmitReport]] = []
+        refused: list[bool] = []  # whether aclose had been called when refused
+        late_accepts: list[bool] = []
+        phase = {"closing": False, "closed": False}
+
+        async def publisher(bus: EventBus = bus) -> None:
+            while True:
+                closing = phase["closing"]
+                try:
+                    task = bus.publish("work")
+                except BusClosedError:
+                    refused.append(closing)
+                    if phase["closed"]:
+                        return
+                else:
+                    accepted.append(task)
+                    late_accepts.append(closing)
+                await asyncio.sleep(0)
+
+        async def drainer(bus: EventBus = bus) -> None:
+            while not phase["closed"]:
+                await bus.drain()
+                await asyncio.sleep(0)
+
+        async def closer(bus: EventBus = bus) -> tuple[set[str], set[str], int, bool]:
+            while len(accepted) < threshold:
+                await asyncio.sleep(0)
+            phase["closing"] = True
+            await bus.aclose()
+            phase["closed"] = True
+            return set(started), set(finished), len(children), all(t.done() for t in accepted)
+
+        *_, (started_at_close, finished_at_close, children_at_close, all_done) = (
+            await asyncio.wait_for(
+                asyncio.gather(
+                    *(publisher() for _ in range(publishers)), drainer(), drainer(), closer()
+                ),
+                JOIN_TIMEOUT,
+            )
+        )
+
+        assert all_done, "aclose returned before an accepted emission was done"
+        assert not any(late_accepts), "a publish was accepted after aclose was called"
+        assert refused and all(refused), "a publish was refused before aclose was called"
+        ids = {task.result().event.id for task in accepted}
+        assert len(ids) == len(accepted) >= threshold
+        assert started_at_close == finished_at_close == ids, "an emission was lost or half-run"
+        assert children_at_close == len(accepted)
+        assert sorted(children) == sorted(ids)
+        assert all(task.result().values == (task.result().event.id,) for task in accepted)
+
+
+async def test_publish_from_many_tasks_while_drain_and_aclose_run_delivers_or_refuses_each(
+) -> None:
+    await check_publish_while_draining_and_closing(rounds=4)
+
+
+@pytest.mark.heavy
+async def test_publish_from_many_tasks_while_drain_and_aclose_run_many_times() -> None:
+    await check_publish_while_draining_and_closing(rounds=100)
+
+
+async def check_threads_emitting_while_closing(rounds: int) -> None:
+    workers = 4
+    for _ in range(rounds):
+        bus = EventBus("race")
+        starts: list[str] = []
+        ends: list[str] = []
+        warmed_up = threading.Event()
+
+        def handler(event: Event) -> str:
+            starts.append(event.id)
+            sum(range(200))  # some work between start and end, where threads switch
+            ends.append(event.id)
+            if len(ends) >= 50:
+                warmed_up.set()
+            return event.id
+
+        bus.on("work", handler)
+        outcomes: list[list[str | None]] = [[] for _ in range(workers)]
+
+        def worker(index: int, bus: EventBus = bus) -> None:
+            mine = outcomes[index]
+            while mine.count(None) < 3:
+                try:
+                    mine.append(bus.emit_sync("work").event.id)
+                except BusClosedError:
+                    mine.append(None)
+
+        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert await asyncio.to_thread(warmed_up.wait, JOIN_TIMEOUT)
+            await asyncio.wait_for(bus.aclose(), JOIN_TIMEOUT)
+            started_at_close, ended_at_close = set(starts), set(ends)
+        finally:
+            for thread in threads:
+                await asyncio.to_thread(thread.join, JOIN_TIMEOUT)
+        assert not any(thread.is_alive() for thread in threads)
+
+        assert started_at_close == ended_at_close, "aclose returned while an emission ran"
+        assert set(starts) == started_at_close, "an emission started after aclose returned"
+        accepted = [i for mine in outcomes for i in mine if i is not None]
+        assert sorted(accepted) == sorted(starts) == sorted(ends)
+        for mine in outcomes:
+            first_refusal = mine.index(None)
+            assert all(i is None for i in mine[first_refusal:]), "accepted after a refusal"
+
+
+async def test_threads_emitting_while_aclose_runs_finish_or_are_refused_never_half_run() -> None:
+    await check_threads_emitting_while_closing(rounds=3)
+
+
+@pytest.mark.heavy
+async def test_threads_emitting_while_aclose_runs_many_times() -> None:
+    await check_threads_emitting_while_closing(rounds=60)
+
+
+# ---------------------------------------------------------------- several loops, one bus
+
+
+def check_publish_and_drain_on_loops_in_several_threads(rounds: int) -> None:
+    loops, batches, batch = 3, 30, 20
+    for _ in range(rounds):
+        bus = EventBus("race")
+        delivered: list[int] = []
+
+        async def handler(event: Event, delivered: list[int] = delivered) -> None:
+            await asyncio.sleep(0)
+            delivered.append(event["who"])
+
+        bus.on("x", handler)
+
+        def work(index: int, bus: EventBus = bus) -> None:
+            async def main() -> None:
+                for _ in range(batches):
+                    tasks = [bus.publish("x", who=index) for _ in range(batch)]
+                    await bus.drain()
+                    assert all(task.done() for task in tasks)
+
+            asyncio.run(main())
+
+        assert run_threads(loops, work) == []
+        assert Counter(delivered) == {index: batches * batch for index in range(loops)}
+
+
+def test_publish_and_drain_from_loops_in_several_threads_deliver_everything() -> None:
+    """``drain`` in one thread must not trip over tasks another thread's loop
+    publishes or finishes meanwhile."""
+    check_publish_and_drain_on_loops_in_several_threads(rounds=5)
+
+
+@pytest.mark.heavy
+def test_publish_and_drain_from_loops_in_several_threads_many_times() -> None:
+    check_publish_and_drain_on_loops_in_several_threads(rounds=100)
