@@ -20,7 +20,7 @@ from typing import Any, Final, Self, TypeVar, final, overload
 
 from ._catalog import EventSpec, check_payload, make_spec, suggest
 from ._chain import Frame, chain_names, current_frame, loops_back, runs_on
-from ._dispatch import dispatch, dispatch_sync, finish_awaitable
+from ._dispatch import BlockingRunner, dispatch, dispatch_sync
 from ._errors import BusClosedError, ReentrancyError, UnknownEventError
 from ._event import Event, new_event, next_serial
 from ._handlers import (
@@ -118,7 +118,8 @@ class EventBus:
         self._closed = False
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._tasks: Final[set[asyncio.Task[Any]]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the last one emitted on
+        self._loops: Final[weakref.WeakSet[asyncio.AbstractEventLoop]] = weakref.WeakSet()
 
     @property
     def name(self) -> str:
@@ -262,7 +263,7 @@ class EventBus:
 
     def off(self, name: str, handler: Callable[..., Any]) -> bool:
         """Unsubscribe ``handler`` from exactly this name or pattern; True if it was."""
-        check_pattern(name)
+        name = check_pattern(name)
         check_handler(handler)
         identity = subscription_identity(handler)
         with self._lock:
@@ -301,7 +302,7 @@ class EventBus:
         name or pattern), those of ``owner``, or those matching both. Returns
         how many were dropped."""
         if name is not None:
-            check_pattern(name)
+            name = check_pattern(name)
         if owner is not None and not isinstance(owner, str):
             raise TypeError(f"owner must be a str or None, not {type(owner).__name__}: {owner!r}")
         self._purge_collected()
@@ -317,7 +318,7 @@ class EventBus:
         return len(doomed)
 
     def _check_subscribable(self, key: str) -> None:
-        check_pattern(key)
+        key = check_pattern(key)
         if self._strict and not self._is_declared(key):
             kind = "pattern" if is_pattern(key) else "event"
             raise UnknownEventError(
@@ -352,7 +353,7 @@ class EventBus:
             and owner is None
         ):
             check_options(priority, once, predicate, weak, timeout, owner)
-        check_pattern(key)
+        key = check_pattern(key)
         if self._strict:
             self._check_subscribable(key)
         identity = subscription_identity(handler)
@@ -416,7 +417,7 @@ class EventBus:
                     info
                     for infos in list(self._subscriptions.values())
                     for info in infos
-                    if info.callback is None
+                    if not info.alive
                 ])
 
     # ------------------------------------------------------------------ catalog
@@ -434,7 +435,7 @@ class EventBus:
         Declaring the same event again with the same spec is harmless; with a
         different spec it is a ``ValueError``.
         """
-        check_name(name)
+        name = check_name(name)
         spec = make_spec(name, description, payload, reentrant)
         with self._lock:
             known = self._specs.get(name)
@@ -460,15 +461,16 @@ class EventBus:
             route = self._route(name)
         loop = _get_running_loop()
         if loop is not self._loop:
-            self._loop = loop
+            self._adopt_loop(loop)
         parent = current_frame.get()
         inflight = self._inflight
         inflight.append(None)  # before reading _closing: see aclose
         try:
             if parent is None and route.plain and source is None and not self._closing:
-                event = new_event(Event, (name, payload, None, next_serial(), None, 0, time()))
+                fields = (route.name, payload, None, next_serial(), None, 0, time())
+                event = new_event(Event, fields)
             else:
-                event = self._admit(route, name, payload, source, parent)
+                event = self._admit(route, payload, source, parent)
             if route.calls:
                 token = current_frame.set((self, event, parent))
                 try:
@@ -511,15 +513,14 @@ class EventBus:
         inflight.append(None)
         try:
             if parent is None and route.plain and source is None and not self._closing:
-                event = new_event(Event, (name, payload, None, next_serial(), None, 0, time()))
+                fields = (route.name, payload, None, next_serial(), None, 0, time())
+                event = new_event(Event, fields)
             else:
-                event = self._admit(route, name, payload, source, parent)
+                event = self._admit(route, payload, source, parent)
             if route.calls:
                 token = current_frame.set((self, event, parent))
                 try:
-                    report = dispatch_sync(
-                        self, route, event, None if running is not None else self._run_blocking
-                    )
+                    report = dispatch_sync(self, route, event, running is not None)
                 finally:
                     current_frame.reset(token)
             else:
@@ -550,11 +551,11 @@ class EventBus:
         except (KeyError, TypeError):
             route = self._route(name)
         if loop is not self._loop:
-            self._loop = loop
+            self._adopt_loop(loop)
         parent = current_frame.get()
         self._inflight.append(None)  # counted until the task is done: see _published_done
         try:
-            event = self._admit(route, name, payload, source, parent)
+            event = self._admit(route, payload, source, parent)
             task = loop.create_task(self._deliver(route, event, parent), name=f"eventbus:{name}")
         except BaseException:
             self._finish_one()
@@ -567,7 +568,10 @@ class EventBus:
         """Wait until every published emission of this loop is done, including
         those published while draining."""
         loop = asyncio.get_running_loop()
-        while pending := [t for t in self._tasks if not t.done() and t.get_loop() is loop]:
+        me = asyncio.current_task()  # a published handler draining must not wait for itself
+        while pending := [
+            t for t in tuple(self._tasks) if not t.done() and t.get_loop() is loop and t is not me
+        ]:
             await asyncio.wait(pending)
 
     async def aclose(self) -> None:
@@ -602,7 +606,7 @@ class EventBus:
 
     def _route(self, name: str) -> Route:
         """Build (and cache) the route of a name that is not cached yet."""
-        check_name(name)
+        name = check_name(name)
         routes = self._routes  # read before the tables: see _routes' docstring
         if self._strict and name not in self._specs:
             raise UnknownEventError(
@@ -616,17 +620,13 @@ class EventBus:
             self._mutes,
             self._recorders,
         )
-        if len(routes) < _MAX_CACHED_ROUTES:
-            routes[name] = route
+        if len(routes) >= _MAX_CACHED_ROUTES:
+            routes.clear()  # in place: a newer table may have replaced this one meanwhile
+        routes[name] = route
         return route
 
     def _admit(
-        self,
-        route: Route,
-        name: str,
-        payload: dict[str, Any],
-        source: str | None,
-        parent: Frame | None,
+        self, route: Route, payload: dict[str, Any], source: str | None, parent: Frame | None
     ) -> Event:
         """Make the event of an emission that needs checking, or refuse it.
 
@@ -636,6 +636,7 @@ class EventBus:
         """
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+        name = route.name
         if self._closing:
             self._refuse_if_closed(name, parent)
         if route.payload_check:
@@ -710,13 +711,20 @@ class EventBus:
                 "eventbus.publish_failed", bus=self._name, task=task.get_name(), exc_info=error
             )
 
-    def _run_blocking(self, awaitable: Awaitable[Any], timeout: float | None) -> Any:
-        """Finish an awaitable from a thread with no running loop (``emit_sync``)."""
+    def _adopt_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Remember a loop this bus emits on: ``emit_sync`` from another thread
+        runs async handlers there while it runs."""
+        if loop is not None:
+            self._loop = loop
+            self._loops.add(loop)
+
+    def _running_loop_elsewhere(self) -> asyncio.AbstractEventLoop | None:
+        """A loop this bus emitted on that is still running (in another thread:
+        the caller has none), the most recent first."""
         loop = self._loop
         if loop is not None and loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(finish_awaitable(awaitable, timeout), loop)
-            return future.result()
-        return asyncio.run(finish_awaitable(awaitable, timeout))
+            return loop
+        return next((other for other in list(self._loops) if other.is_running()), None)
 
     def _log_emitted(self, report: EmitReport, route: Route) -> None:
         event = report.event
@@ -770,19 +778,19 @@ class EventBus:
         except Exception as error:
             self._error_hook_failed(event, error)
 
+    def _finish_error_hook_later(self, pending: Awaitable[Any], event: Event) -> None:
+        """Inside a running loop ``emit_sync`` cannot block: finish ``on_error``'s
+        awaitable as a task that ``drain`` waits for."""
+        self._inflight.append(None)  # aclose waits for it, like a published emission
+        task = asyncio.ensure_future(self._await_error_hook(pending, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._published_done)
+
     def _finish_error_hook_blocking(
-        self,
-        pending: Awaitable[Any],
-        event: Event,
-        run: Callable[[Awaitable[Any], float | None], Any] | None,
+        self, pending: Awaitable[Any], event: Event, runner: BlockingRunner
     ) -> None:
-        if run is None:  # inside a running loop: let it finish as a tracked task
-            task = asyncio.ensure_future(self._await_error_hook(pending, event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
         try:
-            run(pending, None)
+            runner.run(pending, None)
         except Exception as error:
             self._error_hook_failed(event, error)
 
@@ -791,14 +799,14 @@ class EventBus:
     def listeners(self, name: str) -> tuple[HandlerInfo, ...]:
         """Every subscription that could receive an event matching ``name`` (a
         name or a pattern), in dispatch order."""
-        check_pattern(name)
+        name = check_pattern(name)
         self._purge_collected()
         return tuple(dispatch_order(
             info
             for key, infos in list(self._subscriptions.items())
             if keys_overlap(key, name)
             for info in infos
-            if info.callback is not None
+            if info.alive
         ))
 
     def listener_count(self, name: str | None = None) -> int:
@@ -808,7 +816,7 @@ class EventBus:
         self._purge_collected()
         return sum(
             1 for infos in list(self._subscriptions.values()) for info in infos
-            if info.callback is not None
+            if info.alive
         )
 
     def has_listeners(self, name: str) -> bool:
@@ -818,7 +826,7 @@ class EventBus:
             return self._routes[name].listening
         except (KeyError, TypeError):
             pass
-        check_pattern(name)
+        name = check_pattern(name)
         if is_pattern(name) or (self._strict and name not in self._specs):
             return bool(self.listeners(name))
         return self._route(name).listening
@@ -846,7 +854,7 @@ class EventBus:
                         "owner": info.owner,
                     }
                     for info in infos
-                    if info.callback is not None
+                    if info.alive
                 ],
             }
             for key, infos in sorted(self._subscriptions.items())
@@ -855,7 +863,7 @@ class EventBus:
     @contextlib.contextmanager
     def record(self, pattern: str = "*") -> Iterator[Recorder]:
         """Record every emission matching ``pattern`` inside the block."""
-        check_pattern(pattern)
+        pattern = check_pattern(pattern)
         recorder = Recorder(pattern)
         with self._lock:
             self._recorders = (*self._recorders, recorder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, final
 
 from ._errors import PayloadError
@@ -23,7 +23,7 @@ class EventSpec:
 
     name: str
     description: str = ""
-    payload: Mapping[str, Any] | None = None
+    payload: Mapping[str, Any] | None = field(default=None, hash=False)
     """Required payload keys and the type each value must be an instance of."""
     reentrant: bool = False
     """Whether the event may be emitted again inside its own chain."""
@@ -50,10 +50,12 @@ def make_spec(
     for key, expected in payload.items():
         if not isinstance(key, str):
             raise TypeError(f"payload keys must be str, not {type(key).__name__}: {key!r}")
-        if not isinstance(expected, (type, types.UnionType)):
+        try:
+            isinstance(None, expected)
+        except TypeError:
             raise TypeError(
                 f"payload[{key!r}] must be a type usable with isinstance, not {expected!r}"
-            )
+            ) from None
     return EventSpec(name, description, types.MappingProxyType(dict(payload)), reentrant)
 
 

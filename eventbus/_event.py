@@ -132,13 +132,19 @@ class Event(tuple[Any, ...]):
     __iter__: ClassVar[None] = None  # type: ignore[assignment]  # a record, not a sequence
 
     def __hash__(self) -> int:
-        return hash(tuple.__getitem__(self, 3))
+        return hash(self.id)
 
     def __eq__(self, other: object) -> bool:
-        return self is other
+        """Events are equal when their ids are: a pickled copy equals its original."""
+        if self is other:
+            return True
+        if type(other) is not Event:
+            return NotImplemented
+        return self.id == other.id
 
     def __ne__(self, other: object) -> bool:
-        return self is not other
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     def __reduce__(self) -> tuple[Any, ...]:
         fields = list(tuple.__iter__(self))
@@ -146,8 +152,27 @@ class Event(tuple[Any, ...]):
         return (new_event, (Event, tuple(fields)))
 
     def __repr__(self) -> str:
+        # Keys only: a repr ends up in logs and tracebacks, a payload may hold personal data.
         return (
-            f"Event(name={self.name!r}, payload={dict(self.payload)!r}, "
+            f"Event(name={self.name!r}, payload_keys={sorted(self.payload)!r}, "
             f"source={self.source!r}, id={self.id!r}, parent_id={self.parent_id!r}, "
             f"depth={self.depth})"
         )
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __copy__(self) -> Event:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Event:
+        return self
+
+    def __lt__(self, other: object) -> bool:
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
+    __len__: ClassVar[None] = None  # type: ignore[assignment]
+    __add__: ClassVar[None] = None  # type: ignore[assignment]
+    __mul__: ClassVar[None] = None  # type: ignore[assignment]
+    __rmul__: ClassVar[None] = None  # type: ignore[assignment]

@@ -4,6 +4,7 @@ introspection."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import types
@@ -38,7 +39,7 @@ def callable_name(obj: object) -> str:
     target = obj.__func__ if isinstance(obj, _METHOD) else obj
     if isinstance(target, (_FUNCTION, types.BuiltinFunctionType, type)):
         return f"{target.__module__}.{target.__qualname__}"
-    if hasattr(target, "func"):  # functools.partial and friends
+    if isinstance(target, functools.partial):
         return callable_name(target.func)
     cls = type(target)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -120,6 +121,7 @@ class _Subscription:
         "_claim",
         "_identity",
         "_predicate",
+        "_predicate_ref",
         "_ref",
         "_strong",
         "has_predicate",
@@ -147,6 +149,7 @@ class _Subscription:
     _strong: Handler | None
     _ref: Callable[[], Handler | None] | None
     _predicate: Predicate | None
+    _predicate_ref: Callable[[], Predicate | None] | None
     _claim: list[None] | None
     _identity: int | tuple[int, int]
 
@@ -184,7 +187,13 @@ class _Subscription:
         self.order = order
         self._strong = strong
         self._ref = ref
-        self._predicate = predicate
+        if ref is not None and isinstance(predicate, _METHOD):
+            # A weakly held handler's bound-method predicate must not keep its object alive.
+            weak_predicate = _weak_method_or_none(predicate, on_collected)
+            self._predicate = predicate if weak_predicate is None else None
+            self._predicate_ref = weak_predicate
+        else:
+            self._predicate, self._predicate_ref = predicate, None
         self._claim = [None] if once else None
         self._identity = identity
 
@@ -210,14 +219,23 @@ class HandlerInfo(_Subscription):
 
     @property
     def alive(self) -> bool:
-        """False once a weakly held handler was collected."""
-        return self._ref is None or self._ref() is not None
+        """False once a weakly held handler (or its weakly held predicate) was collected."""
+        return (self._ref is None or self._ref() is not None) and (
+            self._predicate_ref is None or self._predicate_ref() is not None
+        )
+
+    @property
+    def predicate(self) -> Predicate | None:
+        """The live predicate, or None (none given, or collected with its object)."""
+        if self._predicate_ref is not None:
+            return self._predicate_ref()
+        return self._predicate
 
     @property
     def direct(self) -> Handler | None:
         """The callable to call without any check, or ``None`` when dispatch must
         first dereference, test the predicate or claim a once-subscription."""
-        if self._ref is None and self._predicate is None and not self.once:
+        if self._ref is None and not self.has_predicate and not self.once:
             return self._strong
         return None
 
@@ -228,6 +246,15 @@ class HandlerInfo(_Subscription):
         except (IndexError, AttributeError):
             return False
         return True
+
+    def __copy__(self) -> HandlerInfo:
+        return self
+
+    def __deepcopy__(self, memo: object) -> HandlerInfo:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a HandlerInfo cannot be pickled: it holds a live subscription")
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"HandlerInfo is read-only: cannot set {name!r}")
@@ -243,6 +270,15 @@ class HandlerInfo(_Subscription):
             f"<HandlerInfo {self.name} on {self.pattern!r} priority={self.priority}{flags}"
             f"{f', owner={self.owner!r}' if self.owner else ''}>"
         )
+
+
+def _weak_method_or_none(
+    method: types.MethodType, on_collected: Callable[[object], None]
+) -> Callable[[], Any] | None:
+    try:
+        return weakref.WeakMethod(method, on_collected)
+    except TypeError:  # its object cannot be weakly referenced
+        return None
 
 
 def _hold(

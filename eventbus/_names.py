@@ -35,6 +35,7 @@ def check_name(name: object) -> str:
                 else _describe_bad(name)
             )
         raise ValueError(_describe_bad(name))
+    name = str.__str__(name)  # a str subclass (an enum member...) becomes a plain str
     _remember(_valid_names, name)
     return name
 
@@ -49,6 +50,7 @@ def check_pattern(pattern: object) -> str:
         )
     if _PATTERN.fullmatch(pattern) is None:
         raise ValueError(_describe_bad(pattern, allow_pattern=True))
+    pattern = str.__str__(pattern)
     _remember(_valid_patterns, pattern)
     return pattern
 

@@ -142,6 +142,15 @@ class EmitReport(tuple[Any, ...]):
     def __getitem__(self, index: Any) -> Any:
         raise TypeError("EmitReport is not subscriptable; read report.results")
 
+    def __copy__(self) -> EmitReport:
+        return self
+
+    def __deepcopy__(self, memo: object) -> EmitReport:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an EmitReport cannot be pickled: it holds live handlers and exceptions")
+
     def __hash__(self) -> int:
         return id(self)
 

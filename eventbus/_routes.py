@@ -31,7 +31,7 @@ def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
 class Route:
     """The resolved dispatch plan for one concrete event name."""
 
-    __slots__ = ("calls", "handlers", "has_async", "listening", "muted", "payload_check",
+    __slots__ = ("calls", "handlers", "has_async", "listening", "muted", "name", "payload_check",
                  "plain", "recorders", "reentrant")
 
     def __init__(
@@ -42,13 +42,14 @@ class Route:
         mutes: Iterable[str],
         recorders: Iterable[Recorder],
     ) -> None:
+        self.name: Final = name
         self.muted: Final = any(key_matches(pattern, name) for pattern in mutes)
         matching = [
             info
             for key, infos in subscriptions
             if key_matches(key, name)
             for info in infos
-            if not (info.weak and info.callback is None)
+            if info.alive
         ]
         self.listening: Final = bool(matching)
         handlers = () if self.muted else tuple(dispatch_order(matching))

@@ -94,7 +94,7 @@ def _with_bus(inner: _Lifespan, bus: EventBus, *, close: bool) -> _Lifespan:
 def _adopt_running_loop(bus: EventBus) -> None:
     """Make the running loop the one ``emit_sync`` from another thread runs
     async handlers on, as if the bus had already emitted on it."""
-    bus._loop = asyncio.get_running_loop()
+    bus._adopt_loop(asyncio.get_running_loop())
 
 
 async def get_events(connection: HTTPConnection) -> EventBus:

@@ -437,3 +437,57 @@ def test_publish_and_drain_from_loops_in_several_threads_deliver_everything() ->
 @pytest.mark.heavy
 def test_publish_and_drain_from_loops_in_several_threads_many_times() -> None:
     check_publish_and_drain_on_loops_in_several_threads(rounds=100)
+
+
+# ---------------------------------------------------------------- emit_sync while the loop stops
+
+
+def check_emit_sync_while_the_bus_loop_stops(rounds: int) -> None:
+    emissions = 30
+    for _ in range(rounds):
+        bus = EventBus("race")
+        ran: list[str] = []
+
+        async def handler(event: Event, ran: list[str] = ran) -> str:
+            ran.append(event.id)
+            return "ran"
+
+        bus.on("x", handler)
+        loop_known = threading.Event()
+        reports: list[EmitReport] = []
+
+        async def short_lived_loop(bus: EventBus = bus) -> None:
+            await bus.emit("x")  # the bus now knows this loop, which soon stops
+            loop_known.set()
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+        def emitter(bus: EventBus = bus, reports: list[EmitReport] = reports) -> None:
+            assert loop_known.wait(JOIN_TIMEOUT)
+            for _ in range(emissions):
+                reports.append(bus.emit_sync("x"))
+
+        loop_thread = threading.Thread(target=asyncio.run, args=(short_lived_loop(),), daemon=True)
+        emitting = threading.Thread(target=emitter, daemon=True)
+        loop_thread.start()
+        emitting.start()
+        loop_thread.join(JOIN_TIMEOUT)
+        emitting.join(5)
+        assert not emitting.is_alive(), "emit_sync hung on a loop that had stopped"
+        assert len(reports) == emissions
+        for report in reports:
+            assert report.values == ("ran",), report.errors
+        assert sorted(ran[1:]) == sorted(report.event.id for report in reports)
+    gc.collect()  # any coroutine left never awaited warns here, in this test
+
+
+def test_emit_sync_from_a_thread_while_the_bus_loop_stops_runs_each_async_handler_once() -> None:
+    """API.md: async handlers run on a loop the bus emitted on *that is still
+    running*, else on a private loop: a loop that stops meanwhile must neither
+    hang the emitting thread nor swallow the handler."""
+    check_emit_sync_while_the_bus_loop_stops(rounds=100)
+
+
+@pytest.mark.heavy
+def test_emit_sync_from_a_thread_while_the_bus_loop_stops_many_times() -> None:
+    check_emit_sync_while_the_bus_loop_stops(rounds=2000)
