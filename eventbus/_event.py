@@ -172,7 +172,11 @@ class Event(tuple[Any, ...]):
         return NotImplemented
 
     __le__ = __gt__ = __ge__ = __lt__
-    __len__: ClassVar[None] = None  # type: ignore[assignment]
-    __add__: ClassVar[None] = None  # type: ignore[assignment]
-    __mul__: ClassVar[None] = None  # type: ignore[assignment]
-    __rmul__: ClassVar[None] = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        raise TypeError("an Event has no length; use len(event.payload)")
+
+    def __add__(self, other: object) -> Any:
+        return NotImplemented
+
+    __mul__ = __rmul__ = __add__

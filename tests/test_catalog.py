@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import structlog
@@ -110,6 +110,17 @@ def test_spec_is_read_only(bus: EventBus) -> None:
     assert spec.name == "sale.closed"
 
 
+def test_spec_with_a_payload_is_hashable_and_equal_specs_hash_equal(bus: EventBus) -> None:
+    """Regression: hashing an EventSpec with a payload raised TypeError (mappingproxy)."""
+    spec = bus.declare("sale.closed", description="paid", payload={"amount": int})
+    twin = EventBus("other").declare("sale.closed", description="paid", payload={"amount": int})
+
+    assert spec is not twin
+    assert spec == twin
+    assert hash(spec) == hash(twin)
+    assert {spec, twin} == {spec}
+
+
 def test_catalog_is_empty_before_any_declaration(bus: EventBus) -> None:
     assert bus.catalog() == ()
 
@@ -204,6 +215,29 @@ def test_declaring_a_bad_payload_spec_is_a_type_error(
         bus.declare("sale.closed", payload=payload)
 
     assert bus.catalog() == ()
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        dict[str, int] | None,
+        list[int] | int,
+        list[int],
+        Optional[list[int]],  # noqa: UP045 - typing.Union, not types.UnionType: both must fail
+    ],
+    ids=["dict[str, int] | None", "list[int] | int", "list[int]", "Optional[list[int]]"],
+)
+def test_declaring_a_payload_type_isinstance_cannot_use_is_a_type_error(
+    bus: EventBus, expected: Any
+) -> None:
+    """Regression: declare accepted a union of parameterized generics; every emit then failed."""
+    existing = bus.declare("sale.opened", payload={"till": str})
+
+    with pytest.raises(TypeError, match=r"payload\['items'\].*usable with isinstance"):
+        bus.declare("sale.closed", payload={"amount": int, "items": expected})
+
+    assert bus.catalog() == (existing,)
+    assert bus.emit_sync("sale.closed", items=[1]).ok  # not declared, so not checked
 
 
 @pytest.mark.parametrize("description", [None, 42, b"paid"])

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import structlog
 
 from eventbus import EmitReport, Event, EventBus, HandlerInfo, HandlerResult
+from eventbus._bus import _MAX_CACHED_ROUTES
 
 # ---------------------------------------------------------------- order and calling
 
@@ -757,3 +761,114 @@ async def test_invalid_event_name_is_refused_and_runs_nothing(
     assert log == []
     assert recorder.events == []
     assert bus.listener_count() == 1
+
+
+# ---------------------------------------------------------------- many distinct names
+
+
+def _emit_more_names_than_the_route_cache_holds(bus: EventBus) -> int:
+    count = _MAX_CACHED_ROUTES + 10
+    for i in range(count):
+        bus.emit_sync(f"order.n{i}.paid")
+    return count
+
+
+def test_an_old_name_still_runs_its_handlers_after_more_names_than_the_route_cache_holds(
+    bus: EventBus,
+) -> None:
+    """Regression: a full route cache stopped caching new names; emptying it must lose nothing."""
+    calls: list[str] = []
+    bus.on("hot.name", lambda e: calls.append("exact"))
+    bus.on("hot.*", lambda e: calls.append("pattern"))
+    assert bus.emit_sync("hot.name").ok
+
+    _emit_more_names_than_the_route_cache_holds(bus)
+    calls.clear()
+    report = bus.emit_sync("hot.name")
+
+    assert calls == ["exact", "pattern"]
+    assert len(report.results) == 2
+
+
+def test_a_new_name_still_runs_its_handlers_after_more_names_than_the_route_cache_holds(
+    bus: EventBus,
+) -> None:
+    """Regression: a full route cache stopped caching new names; emptying it must lose nothing."""
+    paid: list[str] = []
+    late: list[str] = []
+    bus.on("order.*", lambda e: paid.append(e.name))
+    bus.on("late.name", lambda e: late.append(e.name))
+
+    count = _emit_more_names_than_the_route_cache_holds(bus)
+    first = bus.emit_sync("late.name")
+    second = bus.emit_sync("late.name")
+
+    assert len(paid) == count
+    assert late == ["late.name", "late.name"]
+    assert first.ok
+    assert second.ok
+
+
+def test_a_subscription_made_after_the_route_cache_filled_up_is_used(bus: EventBus) -> None:
+    """Regression: a full route cache stopped caching new names; emptying it must lose nothing."""
+    calls: list[str] = []
+    bus.on("hot.name", lambda e: calls.append("first"))
+    _emit_more_names_than_the_route_cache_holds(bus)
+    bus.emit_sync("hot.name")
+
+    bus.on("hot.name", lambda e: calls.append("second"))
+    bus.emit_sync("hot.name")
+
+    assert calls == ["first", "first", "second"]
+
+
+# ---------------------------------------------------------------- copying and pickling
+
+
+def _answer(event: Event) -> int:
+    return 42
+
+
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy], ids=["copy", "deepcopy"])
+def test_copy_of_an_emit_report_is_the_report_itself(
+    bus: EventBus, copier: Callable[[Any], Any]
+) -> None:
+    """Regression: copying an EmitReport built a corrupt one (its event became a plain tuple)."""
+    bus.on("x", lambda e: 42)
+    report = bus.emit_sync("x", k=1)
+
+    copied = copier(report)
+
+    assert copied is report
+    assert copied.values == (42,)
+    assert type(copied.event) is Event
+
+
+def test_pickling_an_emit_report_raises_type_error(bus: EventBus) -> None:
+    """Regression: a pickled EmitReport came back corrupt instead of being refused."""
+    bus.on("x", lambda e: 42)
+    report = bus.emit_sync("x")
+
+    with pytest.raises(TypeError, match="EmitReport cannot be pickled"):
+        pickle.dumps(report)
+
+
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy], ids=["copy", "deepcopy"])
+def test_copy_of_a_handler_info_is_the_handler_info_itself(
+    bus: EventBus, copier: Callable[[Any], Any]
+) -> None:
+    """Regression: copy.copy(HandlerInfo) raised a confusing 'read-only' AttributeError."""
+    bus.on("x", lambda e: 42)
+    report = bus.emit_sync("x")
+    info = report.results[0].handler
+
+    assert copier(info) is info
+
+
+def test_pickling_a_handler_info_raises_type_error(bus: EventBus) -> None:
+    """Regression: pickling a HandlerInfo failed with a confusing error."""
+    bus.on("x", _answer)  # a picklable function: only the HandlerInfo can refuse
+    (info,) = bus.listeners("x")
+
+    with pytest.raises(TypeError, match="HandlerInfo cannot be pickled"):
+        pickle.dumps(info)

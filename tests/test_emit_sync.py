@@ -64,6 +64,56 @@ def test_emit_sync_without_a_loop_runs_async_handlers_on_a_private_loop_per_call
     assert all(loop.is_closed() for loop in loops)
 
 
+def test_emit_sync_without_a_loop_runs_all_async_handlers_of_one_call_on_one_loop(
+    bus: EventBus,
+) -> None:
+    """Regression: emit_sync made a new loop per async handler."""
+    loops: list[asyncio.AbstractEventLoop] = []
+    shared: list[asyncio.Future[str]] = []
+
+    async def first(event: Event) -> None:
+        loops.append(asyncio.get_running_loop())
+        shared.append(asyncio.get_running_loop().create_future())
+
+    async def second(event: Event) -> str:
+        loops.append(asyncio.get_running_loop())
+        asyncio.get_running_loop().call_soon(shared[0].set_result, "made by first")
+        return await shared[0]  # a future of the first handler's loop
+
+    bus.on("x", first)
+    bus.on("x", second)
+
+    report = bus.emit_sync("x")
+
+    assert report.ok, report.errors
+    assert report.values == (None, "made by first")
+    assert len(loops) == 2
+    assert loops[0] is loops[1]
+    assert loops[0].is_closed()
+
+
+def test_emit_sync_with_async_handlers_leaves_the_threads_current_event_loop_alone(
+    bus: EventBus,
+) -> None:
+    """Regression: emit_sync ran async handlers with asyncio.run, which unset the thread's loop."""
+
+    async def handler(event: Event) -> str:
+        return "async"
+
+    bus.on("x", handler)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        report = bus.emit_sync("x")
+
+        assert report.values == ("async",)
+        assert asyncio.get_event_loop() is loop
+        assert not loop.is_closed()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 def test_emit_sync_without_a_loop_fills_the_event_and_report(bus: EventBus) -> None:
     bus.on("x", lambda e: e["a"])
 
@@ -495,3 +545,133 @@ async def test_emit_sync_in_a_worker_thread_refuses_a_loop_back_through_the_main
     error = report.errors[0].error
     assert isinstance(error, ReentrancyError)
     assert error.chain == ("outer", "outer")
+
+
+async def test_emit_sync_from_a_worker_still_uses_the_main_loop_after_an_emit_on_a_short_lived_loop(
+    bus: EventBus,
+) -> None:
+    """Regression: the bus remembered only the last loop it emitted on, here a closed one."""
+    main_loop = asyncio.get_running_loop()
+    other_loops: list[asyncio.AbstractEventLoop] = []
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def on_other(event: Event) -> None:
+        other_loops.append(asyncio.get_running_loop())
+
+    async def handler(event: Event) -> str:
+        seen.append(asyncio.get_running_loop())
+        return "main"
+
+    bus.on("other", on_other)
+    bus.on("x", handler)
+    await bus.emit("warm.up")  # the bus has emitted on this (still running) loop
+    thread = threading.Thread(target=lambda: asyncio.run(bus.emit("other")))
+    thread.start()
+    await asyncio.to_thread(thread.join, 2)
+    assert not thread.is_alive()
+    assert len(other_loops) == 1
+    assert other_loops[0] is not main_loop
+    assert other_loops[0].is_closed()
+
+    report = await asyncio.wait_for(asyncio.to_thread(bus.emit_sync, "x"), 2)
+
+    assert report.values == ("main",)
+    assert seen == [main_loop]
+
+
+async def test_cancelled_error_of_a_handler_on_the_main_loop_propagates_out_of_a_workers_emit_sync(
+    bus: EventBus,
+) -> None:
+    """Regression: the worker got concurrent.futures.CancelledError, reported as a failure."""
+    main_loop = asyncio.get_running_loop()
+    log: list[object] = []
+    raised: list[BaseException] = []
+    reports: list[EmitReport] = []
+
+    async def cancelled(event: Event) -> None:
+        log.append(asyncio.get_running_loop())
+        raise asyncio.CancelledError
+
+    def worker() -> None:
+        try:
+            reports.append(bus.emit_sync("x"))
+        except BaseException as error:
+            raised.append(error)
+
+    bus.on("x", cancelled)
+    bus.on("x", lambda e: log.append("next handler"))
+    await bus.emit("warm.up")
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    await asyncio.to_thread(thread.join, 2)
+
+    assert not thread.is_alive()
+    assert reports == []
+    assert [type(error) for error in raised] == [asyncio.CancelledError]
+    assert log == [main_loop]  # the next handler did not run
+
+
+class _SignallingLoop(asyncio.SelectorEventLoop):
+    """A loop that tells when another thread has handed it a callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed = threading.Event()
+
+    def call_soon_threadsafe(self, callback: Any, *args: Any, context: Any = None) -> Any:
+        handle = super().call_soon_threadsafe(callback, *args, context=context)
+        self.handed.set()
+        return handle
+
+
+def test_emit_sync_runs_a_handler_on_a_private_loop_when_the_bus_loop_stops_before_running_it(
+    bus: EventBus,
+) -> None:
+    """Regression: emit_sync blocked forever on a handler handed to a loop that then stopped."""
+    loop = _SignallingLoop()
+    busy = threading.Event()
+    seen: list[asyncio.AbstractEventLoop] = []
+    reports: list[EmitReport] = []
+    errors: list[BaseException] = []
+
+    async def handler(event: Event) -> str:
+        seen.append(asyncio.get_running_loop())
+        return "ran"
+
+    def hold_then_stop() -> None:  # the loop is busy until the handler is queued, then stops
+        busy.set()
+        loop.handed.wait(5)
+        loop.stop()
+
+    def run_bus_loop() -> None:
+        try:
+            loop.run_until_complete(bus.emit("warm.up"))  # the bus has emitted on `loop`
+            loop.call_soon(hold_then_stop)
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def worker() -> None:
+        try:
+            reports.append(bus.emit_sync("x"))
+        except BaseException as error:
+            errors.append(error)
+
+    bus.on("x", handler)
+    loop_thread = threading.Thread(target=run_bus_loop, daemon=True)
+    loop_thread.start()
+    assert busy.wait(5)
+    worker_thread = threading.Thread(target=worker, daemon=True)
+    worker_thread.start()
+    loop_thread.join(5)
+    worker_thread.join(5)
+
+    assert not loop_thread.is_alive()
+    assert not worker_thread.is_alive(), "emit_sync still blocked after the bus loop stopped"
+    assert loop.handed.is_set()
+    assert loop.is_closed()
+    assert errors == []
+    assert reports[0].values == ("ran",)
+    assert len(seen) == 1
+    assert seen[0] is not loop

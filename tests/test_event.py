@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import operator
 import os
+import pickle
 import re
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -254,6 +257,51 @@ def test_event_is_not_iterable() -> None:
         iter(Event("a.b", {"amount": 12}))
 
 
+# ---------------------------------------------------------------- a record, not a tuple
+
+
+def test_len_of_an_event_raises_type_error_pointing_to_the_payload() -> None:
+    """Regression: len(event) gave the length of the tuple underneath."""
+    event = Event("a.b", {"amount": 12})
+
+    with pytest.raises(TypeError, match=r"len\(event\.payload\)"):
+        len(event)
+
+
+@pytest.mark.parametrize("compare", [operator.lt, operator.le, operator.gt, operator.ge])
+def test_events_cannot_be_ordered(compare: Callable[[Any, Any], Any]) -> None:
+    """Regression: events compared like the tuples underneath."""
+    with pytest.raises(TypeError, match="not supported between instances of 'Event'"):
+        compare(Event("a.b", {"k": 1}), Event("a.b", {"k": 2}))
+
+
+@pytest.mark.parametrize(
+    ("combine", "other"),
+    [(operator.add, ()), (operator.add, ("x",)), (operator.mul, 2)],
+    ids=["+ ()", "+ ('x',)", "* 2"],
+)
+def test_an_event_cannot_be_concatenated_or_repeated(
+    combine: Callable[[Any, Any], Any], other: object
+) -> None:
+    """Regression: event + () and event * 2 built plain tuples of the fields."""
+    with pytest.raises(TypeError, match="unsupported operand"):
+        combine(Event("a.b", {"k": 1}), other)
+
+
+@pytest.mark.parametrize("payload", [None, {}, {"k": 1}])
+def test_an_event_is_always_truthy(payload: dict[str, Any] | None) -> None:
+    """An event is a record: refusing len() must not make bool() fail."""
+    assert bool(Event("a.b", payload)) is True
+
+
+def test_events_with_the_same_name_and_payload_are_not_equal() -> None:
+    """Each event is one emission: equality is by id."""
+    first, second = Event("a.b", {"k": 1}), Event("a.b", {"k": 1})
+
+    assert first != second
+    assert first.id != second.id
+
+
 # ---------------------------------------------------------------- ids
 
 
@@ -348,3 +396,47 @@ def test_event_repr_never_shows_payload_values() -> None:
     event = Event("member.created", {"email": "alice@example.org"})
 
     assert "alice@example.org" not in repr(event)
+
+
+# ---------------------------------------------------------------- copying and pickling
+
+
+@pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy], ids=["copy", "deepcopy"])
+def test_copy_of_an_event_is_the_event_itself(copier: Callable[[Any], Any]) -> None:
+    """Regression: a copied Event was neither == to nor hashed like its original."""
+    event = Event("a.b", {"k": [1]}, source="s")
+
+    assert copier(event) is event
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickled_event_round_trips_equal_with_the_same_id_and_hash(protocol: int) -> None:
+    """Regression: a pickled Event was neither == to nor hashed like its original."""
+    event = Event("a.b", {"k": 1}, source="s")
+
+    copy_ = pickle.loads(pickle.dumps(event, protocol))
+
+    assert type(copy_) is Event
+    assert copy_ == event
+    assert hash(copy_) == hash(event)
+    assert copy_.id == event.id
+    assert (copy_.name, dict(copy_.payload), copy_.source) == ("a.b", {"k": 1}, "s")
+    assert (copy_.parent_id, copy_.depth, copy_.timestamp) == (None, 0, event.timestamp)
+
+
+async def test_pickled_nested_event_keeps_its_parent_id_and_depth(bus: EventBus) -> None:
+    inner: list[Event] = []
+
+    async def outer(event: Event) -> None:
+        await bus.emit("inner", n=1)
+
+    bus.on("outer", outer)
+    bus.on("inner", inner.append)
+    report = await bus.emit("outer")
+
+    copy_ = pickle.loads(pickle.dumps(inner[0]))
+
+    assert copy_ == inner[0]
+    assert copy_.parent_id == report.event.id
+    assert copy_.depth == 1
+    assert copy_["n"] == 1

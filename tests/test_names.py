@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable
 from typing import Any
@@ -395,3 +396,73 @@ async def test_handler_receives_the_concrete_name_not_the_pattern(bus: EventBus)
 
     assert events[0].name == "user.login"
     assert report.results[0].handler.pattern == "user.*"
+
+
+# ---------------------------------------------------------------- str subclasses as names
+
+
+class Events(enum.StrEnum):
+    SALE_CLOSED = "sale.closed"
+
+
+def test_str_enum_name_gives_a_plain_str_event_name(bus: EventBus) -> None:
+    """Regression: a str subclass used as a name was kept as is in event.name."""
+    names: list[object] = []
+    bus.on(Events.SALE_CLOSED, lambda event: names.append(event.name))
+
+    report = bus.emit_sync(Events.SALE_CLOSED)
+
+    assert names == ["sale.closed"]
+    assert type(names[0]) is str
+    assert type(report.event.name) is str
+
+
+async def test_str_enum_name_gives_a_plain_str_event_name_under_emit_and_publish(
+    bus: EventBus,
+) -> None:
+    """Regression: a str subclass used as a name was kept as is in event.name."""
+    emitted = await bus.emit(Events.SALE_CLOSED)
+    published = await bus.publish(Events.SALE_CLOSED)
+
+    assert type(emitted.event.name) is str
+    assert type(published.event.name) is str
+
+
+def test_str_enum_subscription_key_is_a_plain_str_in_topics(bus: EventBus) -> None:
+    """Regression: a str subclass used as a name was kept as is in topics()."""
+    bus.on(Events.SALE_CLOSED, _noop)
+
+    topics = bus.topics()
+
+    assert topics == ("sale.closed",)
+    assert type(topics[0]) is str
+
+
+def test_str_enum_subscription_key_is_a_plain_str_in_describe(bus: EventBus) -> None:
+    """Regression: a str subclass used as a name was kept as is in describe()."""
+    bus.on(Events.SALE_CLOSED, _noop)
+
+    (entry,) = bus.describe()
+
+    assert entry["topic"] == "sale.closed"
+    assert type(entry["topic"]) is str
+
+
+def test_str_enum_name_is_a_plain_str_in_the_recorders_names(bus: EventBus) -> None:
+    """Regression: a str subclass used as a name was kept as is in Recorder.names."""
+    with bus.record() as recorder:
+        bus.emit_sync(Events.SALE_CLOSED)
+
+    assert recorder.names == ["sale.closed"]
+    assert type(recorder.names[0]) is str
+
+
+def test_str_enum_and_plain_str_names_reach_the_same_handlers(bus: EventBus) -> None:
+    received: list[str] = []
+    bus.on(Events.SALE_CLOSED, lambda event: received.append("enum key"))
+    bus.on("sale.closed", lambda event: received.append("str key"))
+
+    bus.emit_sync("sale.closed")
+    bus.emit_sync(Events.SALE_CLOSED)
+
+    assert received == ["enum key", "str key", "enum key", "str key"]

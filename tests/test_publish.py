@@ -236,6 +236,31 @@ async def test_drain_does_not_raise_for_failed_published_emissions(bus: EventBus
     assert len(task.result().errors) == 1
 
 
+async def test_drain_inside_a_published_handler_does_not_wait_for_its_own_task(
+    bus: EventBus,
+) -> None:
+    """Regression: drain() in a published handler awaited its own task and hung."""
+    log: list[str] = []
+
+    async def first(event: Event) -> str:
+        bus.publish("second")
+        await bus.drain()
+        log.append("drained")
+        return "drained"
+
+    async def second(event: Event) -> None:
+        await asyncio.sleep(0)
+        log.append("second")
+
+    bus.on("first", first)
+    bus.on("second", second)
+
+    report = await asyncio.wait_for(bus.publish("first"), 2)  # the timeout is a safety net
+
+    assert report.values == ("drained",)
+    assert log == ["second", "drained"]
+
+
 # ---------------------------------------------------------------- aclose
 
 
@@ -545,3 +570,32 @@ async def test_emit_sync_from_a_thread_started_before_aclose_finishes_before_acl
     assert not thread.is_alive()
     assert errors == []
     assert reports[0].values == ("thread done",)
+
+
+async def test_aclose_waits_for_an_async_on_error_started_by_emit_sync_in_the_loop() -> None:
+    """Regression: aclose did not wait for the on_error task that emit_sync left running."""
+    release = asyncio.Event()
+    reported: list[str] = []
+
+    async def on_error(event: Event, info: object, error: Exception) -> None:
+        await release.wait()
+        reported.append(f"{event.name}: {error}")
+
+    def failing(event: Event) -> None:
+        raise ValueError("boom")
+
+    bus = EventBus("test", on_error=on_error)
+    bus.on("x", failing)
+    report = bus.emit_sync("x")  # only a sync handler: allowed inside the loop
+    assert len(report.errors) == 1
+
+    closing = asyncio.create_task(bus.aclose())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not closing.done()
+    assert reported == []
+
+    release.set()
+    await asyncio.wait_for(closing, 2)
+
+    assert reported == ["x: boom"]

@@ -588,3 +588,57 @@ def test_subscribed_with_a_bound_method_unsubscribes_at_exit(bus: EventBus) -> N
 
     assert log == ["listener"]
     assert bus.listener_count() == 0
+
+
+# ---------------------------------------------------------------- bound-method predicates
+
+
+class Picky:
+    """A listener whose predicate is one of its own methods."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def handle(self, event: Event) -> str:
+        self.log.append("handled")
+        return "handled"
+
+    def wanted(self, event: Event) -> bool:
+        return True
+
+
+def test_bound_method_predicate_does_not_keep_a_weakly_held_handlers_object_alive(
+    bus: EventBus,
+) -> None:
+    """Regression: a bound-method predicate kept a weakly held handler's object alive."""
+    picky = Picky([])
+    ref = weakref.ref(picky)
+    bus.on("a", picky.handle, predicate=picky.wanted)
+    assert bus.listeners("a")[0].weak is True
+
+    del picky
+    gc.collect()
+
+    assert ref() is None
+    assert bus.listener_count() == 0
+    assert bus.topics() == ()
+
+
+def test_subscription_disappears_when_its_predicates_object_is_collected(bus: EventBus) -> None:
+    """Regression: a weak handler's bound-method predicate was held strongly."""
+    log: list[str] = []
+    handler_owner = Picky(log)
+    predicate_owner = Picky([])
+    predicate_ref = weakref.ref(predicate_owner)
+    bus.on("a", handler_owner.handle, predicate=predicate_owner.wanted)
+    assert bus.emit_sync("a").values == ("handled",)
+
+    del predicate_owner
+    gc.collect()
+    report = bus.emit_sync("a")
+
+    assert predicate_ref() is None
+    assert report.results == ()
+    assert log == ["handled"]
+    assert bus.listener_count() == 0
+    assert bus.listeners("a") == ()

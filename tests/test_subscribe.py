@@ -1021,3 +1021,39 @@ def test_handler_info_in_listeners_is_read_only(bus: EventBus) -> None:
     with pytest.raises(AttributeError):
         info.priority = 5  # type: ignore[misc]
     assert bus.listeners("a")[0].priority == 0
+
+
+class Notifier:
+    """A callable object that happens to have a ``func`` attribute, like a partial."""
+
+    def __init__(self, func: object) -> None:
+        self.func = func
+
+    def __call__(self, event: Event) -> None:
+        return None
+
+
+@pytest.mark.parametrize("func", ["email", _other], ids=["str", "function"])
+def test_handler_info_name_of_a_callable_object_with_a_func_attribute_is_its_class(
+    bus: EventBus, func: object
+) -> None:
+    """Regression: any callable with a `func` attribute was named after that attribute."""
+    bus.on("a", Notifier(func))
+
+    assert bus.listeners("a")[0].name == f"{__name__}.Notifier"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: functools.partial(_recorder, [], "x"), "_recorder"),
+        (lambda: functools.partial(Counter().handle), "Counter.handle"),
+    ],
+    ids=["function", "bound method"],
+)
+def test_handler_info_name_of_a_partial_is_the_wrapped_callables(
+    bus: EventBus, make: Callable[[], Callable[[Event], Any]], expected: str
+) -> None:
+    bus.on("a", make())
+
+    assert bus.listeners("a")[0].name == f"{__name__}.{expected}"
