@@ -21,7 +21,7 @@ from typing import Any, Final, Self, TypeVar, final, overload
 from ._catalog import EventSpec, check_payload, make_spec, suggest
 from ._chain import Frame, chain_names, current_frame, loops_back, runs_on
 from ._dispatch import BlockingRunner, dispatch, dispatch_sync
-from ._errors import BusClosedError, ReentrancyError, UnknownEventError
+from ._errors import BusClosedError, ReentrancyError, UnknownEventError, safe_repr
 from ._event import Event, new_event, next_serial
 from ._handlers import (
     HandlerInfo,
@@ -304,7 +304,9 @@ class EventBus:
         if name is not None:
             name = check_pattern(name)
         if owner is not None and not isinstance(owner, str):
-            raise TypeError(f"owner must be a str or None, not {type(owner).__name__}: {owner!r}")
+            raise TypeError(
+                f"owner must be a str or None, not {type(owner).__name__}: {safe_repr(owner)}"
+            )
         self._purge_collected()
         with self._lock:
             doomed = [
@@ -455,9 +457,9 @@ class EventBus:
 
     async def emit(self, name: str, /, *, source: str | None = None, **payload: Any) -> EmitReport:
         """Run every matching handler in order, awaiting async ones; report how each fared."""
-        try:
-            route = self._routes[name]
-        except (KeyError, TypeError):
+        try:  # only a plain str may use the cache: anything else is checked first
+            route = self._routes[name] if type(name) is str else self._route(name)
+        except KeyError:
             route = self._route(name)
         loop = _get_running_loop()
         if loop is not self._loop:
@@ -495,9 +497,9 @@ class EventBus:
         that is still running in another thread, else on a private loop. Inside
         a running loop's thread, async handlers cannot be awaited: RuntimeError.
         """
-        try:
-            route = self._routes[name]
-        except (KeyError, TypeError):
+        try:  # only a plain str may use the cache: anything else is checked first
+            route = self._routes[name] if type(name) is str else self._route(name)
+        except KeyError:
             route = self._route(name)
         running = _get_running_loop()
         if running is not None and route.has_async:
@@ -546,9 +548,9 @@ class EventBus:
             raise RuntimeError(
                 "publish() needs a running event loop; from synchronous code use emit_sync()"
             )
-        try:
-            route = self._routes[name]
-        except (KeyError, TypeError):
+        try:  # only a plain str may use the cache: anything else is checked first
+            route = self._routes[name] if type(name) is str else self._route(name)
+        except KeyError:
             route = self._route(name)
         if loop is not self._loop:
             self._adopt_loop(loop)
@@ -608,6 +610,9 @@ class EventBus:
         """Build (and cache) the route of a name that is not cached yet."""
         name = check_name(name)
         routes = self._routes  # read before the tables: see _routes' docstring
+        known = routes.get(name)  # a str subclass's plain str may be cached
+        if known is not None:
+            return known
         if self._strict and name not in self._specs:
             raise UnknownEventError(
                 f"strict bus {self._name!r}: event {name!r} is not declared; "
@@ -822,10 +827,10 @@ class EventBus:
     def has_listeners(self, name: str) -> bool:
         """Whether anything would receive ``name`` (cheap: check it before
         building an expensive payload)."""
-        try:
-            return self._routes[name].listening
-        except (KeyError, TypeError):
-            pass
+        if type(name) is str:
+            route = self._routes.get(name)
+            if route is not None:
+                return route.listening
         name = check_pattern(name)
         if is_pattern(name) or (self._strict and name not in self._specs):
             return bool(self.listeners(name))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, final
 
-from ._errors import PayloadError
+from ._errors import PayloadError, safe_repr
 
 __all__ = ["EventSpec", "PayloadCheck", "check_payload", "make_spec", "suggest"]
 
@@ -49,12 +49,13 @@ def make_spec(
         )
     for key, expected in payload.items():
         if not isinstance(key, str):
-            raise TypeError(f"payload keys must be str, not {type(key).__name__}: {key!r}")
+            raise TypeError(f"payload keys must be str, not {type(key).__name__}: {safe_repr(key)}")
         try:
             isinstance(None, expected)
         except TypeError:
             raise TypeError(
-                f"payload[{key!r}] must be a type usable with isinstance, not {expected!r}"
+                f"payload[{safe_repr(key)}] must be a type usable with isinstance, "
+                f"not {safe_repr(expected)}"
             ) from None
     return EventSpec(name, description, types.MappingProxyType(dict(payload)), reentrant)
 
@@ -64,13 +65,13 @@ def check_payload(name: str, check: PayloadCheck, payload: Mapping[str, Any]) ->
     for key, expected in check:
         if key not in payload:
             raise PayloadError(
-                f"event {name!r}: payload key {key!r} is missing "
+                f"event {name!r}: payload key {safe_repr(key)} is missing "
                 f"(expected {_type_name(expected)}, got nothing)"
             )
         value = payload[key]
         if not isinstance(value, expected):
             raise PayloadError(
-                f"event {name!r}: payload key {key!r} expected {_type_name(expected)}, "
+                f"event {name!r}: payload key {safe_repr(key)} expected {_type_name(expected)}, "
                 f"got {type(value).__name__}"
             )
 

@@ -15,7 +15,16 @@ __all__ = [
     "PayloadError",
     "ReentrancyError",
     "UnknownEventError",
+    "safe_repr",
 ]
+
+
+def safe_repr(value: object) -> str:
+    """``repr(value)`` for an error message, even when that repr is broken."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__} object (repr failed)>"
 
 
 class EventBusError(Exception):

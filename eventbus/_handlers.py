@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, final
 
+from ._errors import safe_repr
 from ._event import Event
 
 __all__ = [
@@ -63,10 +64,14 @@ def _is_async(handler: Callable[..., Any]) -> bool:
     return not inspect.isroutine(target) and inspect.iscoroutinefunction(call)
 
 
+def _shown(value: object) -> str:
+    return f"{type(value).__name__}: {safe_repr(value)}"
+
+
 def check_handler(handler: object) -> None:
     """Raise ``TypeError`` unless ``handler`` is callable."""
     if not callable(handler):
-        raise TypeError(f"handler must be callable, not {type(handler).__name__}: {handler!r}")
+        raise TypeError(f"handler must be callable, not {_shown(handler)}")
 
 
 def check_options(
@@ -89,17 +94,17 @@ def check_options(
         return
     if predicate is not None and not callable(predicate):
         raise TypeError(
-            f"predicate must be callable or None, not {type(predicate).__name__}: {predicate!r}"
+            f"predicate must be callable or None, not {_shown(predicate)}"
         )
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise TypeError(f"priority must be an int, not {type(priority).__name__}: {priority!r}")
+        raise TypeError(f"priority must be an int, not {_shown(priority)}")
     if not isinstance(once, bool):
-        raise TypeError(f"once must be a bool, not {type(once).__name__}: {once!r}")
+        raise TypeError(f"once must be a bool, not {_shown(once)}")
     if weak is not None and not isinstance(weak, bool):
-        raise TypeError(f"weak must be True, False or None, not {weak!r}")
+        raise TypeError(f"weak must be True, False or None, not {safe_repr(weak)}")
     check_timeout(timeout, "timeout")
     if owner is not None and not isinstance(owner, str):
-        raise TypeError(f"owner must be a str or None, not {type(owner).__name__}: {owner!r}")
+        raise TypeError(f"owner must be a str or None, not {_shown(owner)}")
 
 
 def check_timeout(timeout: object, what: str) -> float | None:
@@ -107,9 +112,11 @@ def check_timeout(timeout: object, what: str) -> float | None:
     if timeout is None:
         return None
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
-        raise TypeError(f"{what} must be a number of seconds or None, not {timeout!r}")
+        raise TypeError(f"{what} must be a number of seconds or None, not {safe_repr(timeout)}")
     if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"{what} must be a non-negative number of seconds, not {timeout!r}")
+        raise ValueError(
+            f"{what} must be a non-negative number of seconds, not {safe_repr(timeout)}"
+        )
     return float(timeout)
 
 

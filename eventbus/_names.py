@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ._errors import safe_repr
+
 _SEGMENT = r"[A-Za-z0-9_-]+"
 _NAME = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
 _PATTERN = re.compile(rf"(?:{_SEGMENT}\.)*\*|{_SEGMENT}(?:\.{_SEGMENT})*")
@@ -26,11 +28,11 @@ def check_name(name: object) -> str:
     if type(name) is str and name in _valid_names:
         return name
     if not isinstance(name, str):
-        raise TypeError(f"event name must be a str, not {type(name).__name__}: {name!r}")
+        raise TypeError(f"event name must be a str, not {type(name).__name__}: {safe_repr(name)}")
     if _NAME.fullmatch(name) is None:
         if "*" in name:
             raise ValueError(
-                f"expected a concrete event name, not the pattern {name!r}"
+                f"expected a concrete event name, not the pattern {safe_repr(name)}"
                 if _PATTERN.fullmatch(name)
                 else _describe_bad(name)
             )
@@ -46,7 +48,8 @@ def check_pattern(pattern: object) -> str:
         return pattern
     if not isinstance(pattern, str):
         raise TypeError(
-            f"event name or pattern must be a str, not {type(pattern).__name__}: {pattern!r}"
+            "event name or pattern must be a str, not "
+            f"{type(pattern).__name__}: {safe_repr(pattern)}"
         )
     if _PATTERN.fullmatch(pattern) is None:
         raise ValueError(_describe_bad(pattern, allow_pattern=True))
@@ -59,7 +62,7 @@ def _describe_bad(value: str, *, allow_pattern: bool = False) -> str:
     rule = "dot-separated segments of [A-Za-z0-9_-]"
     if allow_pattern:
         rule += ", optionally ending in '.*' (or '*' alone)"
-    return f"invalid event name {value!r}: expected {rule}"
+    return f"invalid event name {safe_repr(value)}: expected {rule}"
 
 
 def is_pattern(key: str) -> bool:
@@ -93,3 +96,4 @@ def keys_overlap(key: str, query: str) -> bool:
         return key_matches(query, key)
     a, b = pattern_prefix(key), pattern_prefix(query)
     return a.startswith(b) or b.startswith(a)
+

@@ -217,7 +217,9 @@ class BusMachine(RuleBasedStateMachine):
 
         return predicate
 
-    def _resolve(self, choice: str | tuple[str, int]) -> tuple[Any, tuple[object, ...], str, int | None]:
+    def _resolve(
+        self, choice: str | tuple[str, int]
+    ) -> tuple[Any, tuple[object, ...], str, int | None]:
         """(handler, identity, label, target uid) for a handler choice; makes the
         Target of an empty slot."""
         if isinstance(choice, str):
@@ -239,10 +241,10 @@ class BusMachine(RuleBasedStateMachine):
     def _collect_garbage(self) -> None:
         gc.collect()
         for uid, model in self.target_models.items():
-            if model.released and not model.dead:
-                if not any(sub.target == uid and sub.strong_target for sub in self.subs):
-                    model.dead = True
-                    self.subs = [sub for sub in self.subs if sub.target != uid]
+            held = any(sub.target == uid and sub.strong_target for sub in self.subs)
+            if model.released and not model.dead and not held:
+                model.dead = True
+                self.subs = [sub for sub in self.subs if sub.target != uid]
 
     def _maybe_collect(self, gc_first: bool) -> None:
         if gc_first:
