@@ -828,9 +828,10 @@ class EventBus:
         """Whether anything would receive ``name`` (cheap: check it before
         building an expensive payload)."""
         if type(name) is str:
-            route = self._routes.get(name)
-            if route is not None:
-                return route.listening
+            try:
+                return self._routes[name].listening
+            except KeyError:
+                pass
         name = check_pattern(name)
         if is_pattern(name) or (self._strict and name not in self._specs):
             return bool(self.listeners(name))
