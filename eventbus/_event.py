@@ -168,10 +168,18 @@ class Event(tuple[Any, ...]):
     def __deepcopy__(self, memo: object) -> Event:
         return self
 
+    # Not a sequence: no ordering, no length, no concatenation.
     def __lt__(self, other: object) -> bool:
         return NotImplemented
 
-    __le__ = __gt__ = __ge__ = __lt__
+    def __le__(self, other: object) -> bool:
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return NotImplemented
 
     def __len__(self) -> int:
         raise TypeError("an Event has no length; use len(event.payload)")
@@ -179,4 +187,8 @@ class Event(tuple[Any, ...]):
     def __add__(self, other: object) -> Any:
         return NotImplemented
 
-    __mul__ = __rmul__ = __add__
+    def __mul__(self, other: object) -> Any:
+        return NotImplemented
+
+    def __rmul__(self, other: object) -> Any:
+        return NotImplemented
