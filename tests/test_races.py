@@ -260,7 +260,7 @@ def test_objects_collected_on_another_thread_while_threads_emit_are_never_half_c
 
 @pytest.mark.heavy
 def test_objects_collected_on_another_thread_while_threads_emit_many_times() -> None:
-    repeat(collection_during_emissions, 100)
+    repeat(collection_during_emissions, 40)
 
 
 # ---------------------------------------------------------------- publish, drain and aclose
