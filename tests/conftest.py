@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,17 @@ def quiet_structlog() -> Iterator[None]:
     structlog.configure(processors=[_drop])
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def fast_thread_switching() -> Iterator[None]:
+    """Make the interpreter switch threads far more often, to expose races."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 @pytest.fixture

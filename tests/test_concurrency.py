@@ -5,48 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from thread_helpers import run_threads
 
 from eventbus import EmitReport, Event, EventBus
 
 JOIN_TIMEOUT = 5.0
 
 
-@pytest.fixture
-def fast_thread_switching() -> Iterator[None]:
-    """Make the interpreter switch threads far more often, to expose races."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
-
-
-def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
-    """Run ``target(index)`` in ``count`` threads started together; return their exceptions."""
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait(JOIN_TIMEOUT)
-            target(index)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    return errors
 
 
 # ---------------------------------------------------------------- once
@@ -93,7 +63,7 @@ def check_once_under_thread_emits(repetitions: int) -> None:
             mine = [bus.emit_sync("x") for _ in range(20)]
             reports.extend(mine)
 
-        errors = run_threads(8, emit_many)
+        errors = run_threads(8, emit_many, JOIN_TIMEOUT)
 
         assert errors == []
         assert len(reports) == 8 * 20
@@ -356,7 +326,7 @@ def test_emissions_from_threads_stay_consistent_while_other_threads_subscribe_an
                 bus.on("x", transient, priority=i % 3 - 1)
                 assert bus.off("x", transient) is True
 
-    errors = run_threads(emitters + churners, work)
+    errors = run_threads(emitters + churners, work, JOIN_TIMEOUT)
 
     assert errors == []
     assert len(reports) == emitters * emissions_per_thread
@@ -396,7 +366,7 @@ def test_once_handlers_subscribed_from_threads_each_run_at_most_once(bus: EventB
                 subscribed.append(token)
                 bus.once("x", make_once(token))
 
-    errors = run_threads(6, work)
+    errors = run_threads(6, work, JOIN_TIMEOUT)
     reports.append(bus.emit_sync("x"))  # picks up whatever is left
 
     assert errors == []

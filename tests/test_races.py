@@ -11,50 +11,21 @@ import asyncio
 import functools
 import gc
 import itertools
-import sys
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from thread_helpers import run_threads
 
 from eventbus import BusClosedError, EmitReport, Event, EventBus, HandlerInfo
 
 JOIN_TIMEOUT = 20.0
 
 
-@pytest.fixture(autouse=True)
-def fast_thread_switching() -> Iterator[None]:
-    """Make the interpreter switch threads far more often, to expose races."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
-
-
-def run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:
-    """Run ``target(index)`` in ``count`` threads started together; return their exceptions."""
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait(JOIN_TIMEOUT)
-            target(index)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
-    return errors
+pytestmark = pytest.mark.usefixtures("fast_thread_switching")
 
 
 def repeat(one_round: Callable[[], None], rounds: int) -> None:
@@ -104,7 +75,7 @@ def emitters_against_churning_subscribers() -> None:
             else:
                 assert bus.clear(owner=owner) == 2
 
-    assert run_threads(emitters + churners, work) == []
+    assert run_threads(emitters + churners, work, JOIN_TIMEOUT) == []
 
     assert len(reports) == emitters * emissions
     for report in reports:
@@ -173,7 +144,7 @@ def once_claimed_by_threads_and_tasks(handler_is_async: bool) -> None:
         finally:
             threads_done.release()
 
-    assert run_threads(threads + 1, work) == []
+    assert run_threads(threads + 1, work, JOIN_TIMEOUT) == []
 
     assert len(reports) == (threads + tasks) * emissions
     assert all(report.ok for report in reports)
@@ -238,7 +209,7 @@ def collection_during_emissions() -> None:
             if len(tracked) % 20 == 0:
                 gc.collect()
 
-    assert run_threads(emitters + 1, work) == []
+    assert run_threads(emitters + 1, work, JOIN_TIMEOUT) == []
     gc.collect()
 
     assert all(ref() is None for ref in refs)
@@ -429,7 +400,7 @@ def publish_and_drain_on_loops_in_several_threads() -> None:
 
         asyncio.run(main())
 
-    assert run_threads(loops, work) == []
+    assert run_threads(loops, work, JOIN_TIMEOUT) == []
     assert Counter(delivered) == dict.fromkeys(range(loops), batches * batch)
 
 
