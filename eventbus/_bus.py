@@ -253,7 +253,7 @@ class EventBus:
     ) -> Callable[[H], H]:
         """``on``'s decorator form; bad options raise at once, not when decorating."""
         check_options(priority, once, predicate, weak, timeout, owner)
-        self._check_subscribable(name)
+        name = self._check_subscribable(name)
 
         def decorator(function: H) -> H:
             self._subscribe(name, function, priority, once, predicate, weak, timeout, owner)
@@ -319,7 +319,8 @@ class EventBus:
             self._remove(doomed)
         return len(doomed)
 
-    def _check_subscribable(self, key: str) -> None:
+    def _check_subscribable(self, key: str) -> str:
+        """The validated subscription key; strict mode also wants it declared."""
         key = check_pattern(key)
         if self._strict and not self._is_declared(key):
             kind = "pattern" if is_pattern(key) else "event"
@@ -327,6 +328,7 @@ class EventBus:
                 f"strict bus {self._name!r}: {kind} {key!r} matches no declared event; "
                 f"{suggest(key, list(self._specs))}"
             )
+        return key
 
     def _is_declared(self, key: str) -> bool:
         if is_pattern(key):
@@ -346,7 +348,7 @@ class EventBus:
     ) -> HandlerInfo | None:
         """Register one subscription; None if the handler was already subscribed to ``key``."""
         check_handler(handler)
-        if not (
+        if not (  # the defaults need no checking: skip the call on the common path
             type(priority) is int
             and type(once) is bool
             and predicate is None
@@ -355,9 +357,7 @@ class EventBus:
             and owner is None
         ):
             check_options(priority, once, predicate, weak, timeout, owner)
-        key = check_pattern(key)
-        if self._strict:
-            self._check_subscribable(key)
+        key = self._check_subscribable(key)
         identity = subscription_identity(handler)
         with self._lock:
             if self._has_dead:

@@ -83,15 +83,6 @@ def check_options(
     owner: object,
 ) -> None:
     """Raise ``TypeError``/``ValueError`` saying which subscription option is wrong."""
-    if (
-        type(priority) is int
-        and type(once) is bool
-        and predicate is None
-        and weak is None
-        and timeout is None
-        and owner is None
-    ):
-        return
     if predicate is not None and not callable(predicate):
         raise TypeError(
             f"predicate must be callable or None, not {_shown(predicate)}"
