@@ -35,6 +35,7 @@ from ._logging import LogGate, structlog_config
 from ._names import check_name, check_pattern, is_pattern, key_matches, keys_overlap
 from ._report import EmitReport, new_report
 from ._routes import Route, dispatch_order
+from ._taps import Tap
 from ._testing import Recorder
 
 __all__ = ["EventBus"]
@@ -109,7 +110,7 @@ class EventBus:
         self._subscriptions: dict[str, tuple[HandlerInfo, ...]] = {}
         self._specs: dict[str, EventSpec] = {}
         self._mutes: tuple[str, ...] = ()
-        self._recorders: tuple[Recorder, ...] = ()
+        self._taps: tuple[Tap, ...] = ()
         self._routes: dict[str, Route] = {}
         self._has_dead = False
         # Emissions under way (one entry each; list append/pop are atomic).
@@ -623,7 +624,7 @@ class EventBus:
             list(self._subscriptions.items()),
             self._specs.get(name),
             self._mutes,
-            self._recorders,
+            self._taps,
         )
         if len(routes) >= _MAX_CACHED_ROUTES:
             routes.clear()  # in place: a newer table may have replaced this one meanwhile
@@ -636,7 +637,7 @@ class EventBus:
         """Make the event of an emission that needs checking, or refuse it.
 
         The caller has already counted the emission in ``_inflight``; the fast
-        path (top-level, no payload check, no recorder, no source, open bus)
+        path (top-level, no payload check, no tap, no source, open bus)
         does not come here.
         """
         if source is not None and not isinstance(source, str):
@@ -650,8 +651,8 @@ class EventBus:
             event = new_event(Event, (name, payload, source, next_serial(), None, 0, time()))
         else:
             event = self._nested_event(route, name, payload, source, parent)
-        for recorder in route.recorders:
-            recorder.events.append(event)
+        if route.taps:
+            self._show_taps(route.taps, event)
         return event
 
     def _nested_event(
@@ -659,15 +660,48 @@ class EventBus:
     ) -> Event:
         parent_event = parent[1]
         depth = parent_event.depth + 1
+        self._refuse_if_looping(route, depth, parent)
+        fields = (name, payload, source, next_serial(), parent_event.id, depth, time())
+        return new_event(Event, fields)
+
+    async def _emit_received(self, event: Event, ancestors: Frame | None, skip: Tap) -> EmitReport:
+        """Dispatch an event made in another process (the Redis bridge's inbound side).
+
+        The event keeps its id, parent id, depth and timestamp; ``ancestors``
+        stand for the emissions that led to it over there, so a loop through
+        processes is refused like a local one. It is checked like a top-level
+        emission (closed bus, strict mode, payload), and every tap but ``skip``
+        (the bridge it came through) sees it.
+        """
+        name = event.name
+        route = self._route(name)
+        loop = _get_running_loop()
+        if loop is not self._loop:
+            self._adopt_loop(loop)
+        self._inflight.append(None)
+        try:
+            if self._closing:
+                self._refuse_if_closed(name, None)
+            if route.payload_check:
+                check_payload(name, route.payload_check, event.payload)
+            self._refuse_if_looping(route, event.depth, ancestors)
+            taps = tuple(tap for tap in route.taps if tap is not skip)
+            if taps:
+                self._show_taps(taps, event)
+            return await self._deliver(route, event, ancestors)
+        finally:
+            self._finish_one()
+
+    def _refuse_if_looping(self, route: Route, depth: int, parent: Frame | None) -> None:
+        """Raise ``ReentrancyError`` if an emission at ``depth`` under ``parent`` is a loop."""
+        name = route.name
         if depth > self._max_depth:
             reason = f"it would nest deeper than max_depth={self._max_depth}"
             self._refuse_loop(name, parent, reason)
         if not route.reentrant and loops_back(parent, self, name):
             self._refuse_loop(name, parent, "it is already being emitted in this chain")
-        fields = (name, payload, source, next_serial(), parent_event.id, depth, time())
-        return new_event(Event, fields)
 
-    def _refuse_loop(self, name: str, parent: Frame, reason: str) -> None:
+    def _refuse_loop(self, name: str, parent: Frame | None, reason: str) -> None:
         chain = (*chain_names(parent), name)
         shown = " -> ".join(chain)
         self._log.error(
@@ -871,15 +905,33 @@ class EventBus:
         """Record every emission matching ``pattern`` inside the block."""
         pattern = check_pattern(pattern)
         recorder = Recorder(pattern)
-        with self._lock:
-            self._recorders = (*self._recorders, recorder)
-            self._routes = {}
+        self._add_tap(recorder)
         try:
             yield recorder
         finally:
-            with self._lock:
-                self._recorders = tuple(r for r in self._recorders if r is not recorder)
-                self._routes = {}
+            self._remove_tap(recorder)
+
+    def _add_tap(self, tap: Tap) -> None:
+        """Show ``tap`` every matching emission from now on (see ``_taps``)."""
+        with self._lock:
+            self._taps = (*self._taps, tap)
+            self._routes = {}
+
+    def _remove_tap(self, tap: Tap) -> None:
+        with self._lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
+            self._routes = {}
+
+    @staticmethod
+    def _show_taps(taps: tuple[Tap, ...], event: Event) -> None:
+        """Every tap prepares first (any may refuse the emission), then all take."""
+        if len(taps) == 1:
+            tap = taps[0]
+            tap.take(tap.prepare(event))
+            return
+        prepared = [tap.prepare(event) for tap in taps]
+        for tap, item in zip(taps, prepared, strict=True):
+            tap.take(item)
 
     @contextlib.contextmanager
     def muted(self, *names: str) -> Iterator[None]:

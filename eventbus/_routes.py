@@ -14,7 +14,7 @@ from typing import Any, Final, final
 from ._catalog import EventSpec, PayloadCheck
 from ._handlers import HandlerInfo
 from ._names import key_matches
-from ._testing import Recorder
+from ._taps import Tap
 
 __all__ = ["Route", "dispatch_order"]
 
@@ -32,7 +32,7 @@ class Route:
     """The resolved dispatch plan for one concrete event name."""
 
     __slots__ = ("calls", "handlers", "has_async", "listening", "muted", "name", "payload_check",
-                 "plain", "recorders", "reentrant")
+                 "plain", "reentrant", "taps")
 
     def __init__(
         self,
@@ -40,7 +40,7 @@ class Route:
         subscriptions: Iterable[tuple[str, tuple[HandlerInfo, ...]]],
         spec: EventSpec | None,
         mutes: Iterable[str],
-        recorders: Iterable[Recorder],
+        taps: Iterable[Tap],
     ) -> None:
         self.name: Final = name
         self.muted: Final = any(key_matches(pattern, name) for pattern in mutes)
@@ -58,6 +58,6 @@ class Route:
         self.has_async: Final = any(info.is_async for info in handlers)
         self.payload_check: Final[PayloadCheck] = spec.payload_check if spec else ()
         self.reentrant: Final = spec.reentrant if spec else False
-        self.recorders: Final = tuple(r for r in recorders if r.matches(name))
-        self.plain: Final = not self.payload_check and not self.recorders
+        self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
+        self.plain: Final = not self.payload_check and not self.taps
         """Nothing to check or record before dispatch: the emit fast path applies."""

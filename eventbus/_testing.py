@@ -26,6 +26,14 @@ class Recorder:
         """Whether an emission of ``name`` is recorded."""
         return key_matches(self.pattern, name)
 
+    def prepare(self, event: Event) -> Event:
+        """The tap protocol's first step: nothing to check."""
+        return event
+
+    def take(self, event: Event) -> None:
+        """The tap protocol's second step: record the event."""
+        self.events.append(event)
+
     @property
     def names(self) -> list[str]:
         """The recorded event names, in emission order."""
