@@ -1,0 +1,153 @@
+"""Stream entries: an ``Event`` as the flat string fields of a Redis Streams
+entry, and back.
+
+Only what JSON carries exactly crosses a process boundary: ``str``, ``int``,
+finite ``float``, ``bool``, ``None``, ``list`` and ``dict`` with ``str`` keys.
+Anything else (a tuple that would come back as a list, a ``datetime``, NaN)
+is refused before anything is sent, naming the key, so an event never
+arrives in another process different from how it left.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from ._chain import Frame
+from ._errors import PayloadError
+from ._event import Event, new_event
+from ._names import check_name
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["FORMAT", "BadEntry", "Received", "ancestry", "decode", "encode", "text"]
+
+FORMAT: Final = "1"
+"""Version of the entry layout, sent as the ``v`` field."""
+
+_MAX_NESTING: Final = 64
+_ACCEPTED: Final = "str, int, float, bool, None, list, or dict with str keys"
+_encode_json: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _refuse(name: str, stream: str, path: str, why: str) -> PayloadError:
+    return PayloadError(
+        f"event {name!r}: payload key {path!r} cannot be sent to Redis stream {stream!r}: "
+        f"{why} (JSON carries {_ACCEPTED})"
+    )
+
+
+def _check_json(name: str, stream: str, path: str, value: object, nesting: int) -> None:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise _refuse(name, stream, path, f"{value!r} is not a JSON number")
+        return
+    if nesting >= _MAX_NESTING:
+        raise _refuse(name, stream, path, f"nested deeper than {_MAX_NESTING} levels")
+    if isinstance(value, list) and kind is list:
+        for index, item in enumerate(value):
+            _check_json(name, stream, f"{path}[{index}]", item, nesting + 1)
+        return
+    if isinstance(value, dict) and kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                why = f"dict key {key!r} is a {type(key).__name__}, not a str"
+                raise _refuse(name, stream, path, why)
+            _check_json(name, stream, f"{path}.{key}", item, nesting + 1)
+        return
+    raise _refuse(name, stream, path, f"{kind.__name__} is not JSON")
+
+
+def encode(
+    event: Event, ancestors: tuple[str, ...], origin: str, stream: str
+) -> dict[str, str]:
+    """The entry fields of ``event``; ``PayloadError`` if its payload cannot travel.
+
+    ``ancestors`` are the names of the emissions that led to it (outermost
+    first) and ``origin`` the consumer group of the process that emitted it.
+    """
+    name = event.name
+    payload = event.payload
+    for key, value in payload.items():
+        _check_json(name, stream, key, value, 0)
+    fields = {
+        "v": FORMAT,
+        "name": name,
+        "id": event.id,
+        "depth": str(event.depth),
+        "ts": repr(event.timestamp),
+        "payload": _encode_json(dict(payload)) if payload else "{}",
+    }
+    if event.source is not None:
+        fields["source"] = event.source
+    if event.parent_id is not None:
+        fields["parent"] = event.parent_id
+    if ancestors:
+        fields["chain"] = " ".join(ancestors)  # names never contain spaces
+    if origin:
+        fields["origin"] = origin
+    return fields
+
+
+class BadEntry(ValueError):
+    """A stream entry that is not an event this version can read."""
+
+
+def text(value: bytes | str) -> str:
+    """A field as text, whichever way the client decodes responses."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Received:
+    """What a stream entry carries: the event and where it came from."""
+
+    __slots__ = ("ancestors", "event", "origin")
+
+    def __init__(self, event: Event, ancestors: tuple[str, ...], origin: str) -> None:
+        self.event: Final = event
+        self.ancestors: Final = ancestors
+        self.origin: Final = origin
+
+
+def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
+    """Read an entry written by ``encode``; ``BadEntry`` says what is wrong with it."""
+    fields: dict[str, str] = {text(key): text(value) for key, value in raw.items()}
+    version = fields.get("v")
+    if version != FORMAT:
+        raise BadEntry(f"entry format {version!r} is not {FORMAT!r}")
+    try:
+        name = check_name(fields["name"])
+        event_id = fields["id"]
+        depth = int(fields["depth"])
+        timestamp = float(fields["ts"])
+        payload = json.loads(fields["payload"])
+        ancestors = tuple(check_name(n) for n in fields.get("chain", "").split())
+    except KeyError as missing:
+        raise BadEntry(f"entry has no {missing.args[0]!r} field") from None
+    except (TypeError, ValueError) as error:
+        raise BadEntry(f"entry is malformed: {error}") from None
+    if not event_id or depth < 0 or type(payload) is not dict:
+        raise BadEntry("entry has an empty id, a negative depth or a payload that is no object")
+    fields_of_event = (
+        name, payload, fields.get("source"), event_id, fields.get("parent"), depth, timestamp
+    )
+    return Received(new_event(Event, fields_of_event), ancestors, fields.get("origin", ""))
+
+
+def ancestry(bus: EventBus, received: Received) -> Frame | None:
+    """Frames standing for the emissions that led to a received event in the
+    process that emitted it, so that a loop through processes is refused."""
+    frame: Frame | None = None
+    event = received.event
+    count = len(received.ancestors)
+    for index, name in enumerate(received.ancestors):
+        is_parent = index == count - 1
+        stand_in: tuple[Any, ...] = (name, {}, None, event.parent_id if is_parent else "", None, index, 0.0)
+        frame = (bus, new_event(Event, stand_in), frame)
+    return frame
