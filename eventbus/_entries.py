@@ -147,7 +147,7 @@ def ancestry(bus: EventBus, received: Received) -> Frame | None:
     event = received.event
     count = len(received.ancestors)
     for index, name in enumerate(received.ancestors):
-        is_parent = index == count - 1
-        stand_in: tuple[Any, ...] = (name, {}, None, event.parent_id if is_parent else "", None, index, 0.0)
+        stand_in_id = event.parent_id if index == count - 1 else ""
+        stand_in: tuple[Any, ...] = (name, {}, None, stand_in_id, None, index, 0.0)
         frame = (bus, new_event(Event, stand_in), frame)
     return frame
