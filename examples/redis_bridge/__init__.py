@@ -1,0 +1,1 @@
+"""Two processes, one event flow: see ``web.py`` and ``worker.py``."""
