@@ -191,7 +191,7 @@ class RedisBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: asyncio.Task[None] | None = None
         self._stopping = False
-        self._reading = False
+        self._waiting = False  # the consumer holds no entry: stop() may cancel it
         self._counts: Final = dict.fromkeys(
             ("forwarded", "consumed", "acked", "retried", "dead_lettered", "duplicates",
              "echoes", "connection_errors"), 0
@@ -238,9 +238,9 @@ class RedisBridge:
         self._stopping = True
         assert self._wakeup is not None
         self._wakeup.set()
-        if self._consumer is not None and self._reading:
-            # Blocked waiting for new entries: nothing in hand. Whatever the
-            # server hands over meanwhile stays pending for other consumers.
+        if self._consumer is not None and self._waiting:
+            # Blocked waiting for new entries (or for the server): nothing in hand.
+            # Whatever the server hands over meanwhile stays pending for others.
             self._consumer.cancel()
         try:
             async with asyncio.timeout(timeout):
@@ -305,6 +305,9 @@ class RedisBridge:
                     await pipe.execute()
             except _DOWN as error:
                 failures = await self._server_down(error, failures)
+                continue
+            except Exception as error:  # e.g. the server refuses writes: report, retry
+                failures = await self._failed(error, failures)
                 continue
             self._server_up()
             failures = 0
@@ -412,13 +415,13 @@ class RedisBridge:
         if self._stopping:
             return []
         block = max(1, min(self._block_ms, round(wait * 1000)))
-        self._reading = True
+        self._waiting = True
         try:
             response = await self._client.xreadgroup(
                 self._group, self.consumer, {self.stream: ">"}, count=self._batch, block=block
             )
         finally:
-            self._reading = False
+            self._waiting = False
         return [(text(entry_id), fields, 1) for entry_id, fields in _entries_of(response)]
 
     async def _read_history(self, after: str) -> tuple[list[Entry], str | None]:
@@ -634,8 +637,17 @@ class RedisBridge:
         return await self._pause(failures)
 
     async def _pause(self, failures: int) -> int:
-        if not self._stopping:
+        """Back off before trying again: longer after each failure in a row."""
+        if self._stopping:
+            return failures + 1
+        in_consumer = asyncio.current_task() is self._consumer
+        if in_consumer:
+            self._waiting = True
+        try:
             await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
+        finally:
+            if in_consumer:
+                self._waiting = False
         return failures + 1
 
     async def _server_down(self, error: BaseException, failures: int) -> int:
