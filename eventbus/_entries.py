@@ -10,6 +10,7 @@ arrives in another process different from how it left.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from collections.abc import Mapping
@@ -61,7 +62,10 @@ def _check_json(name: str, stream: str, path: str, value: object, nesting: int) 
                 raise _refuse(name, stream, path, why)
             _check_json(name, stream, f"{path}.{key}", item, nesting + 1)
         return
-    raise _refuse(name, stream, path, f"{kind.__name__} is not JSON")
+    why = f"{kind.__name__} is not JSON"
+    if isinstance(value, enum.Enum):
+        why += f"; send its value ({value.value!r})"
+    raise _refuse(name, stream, path, why)
 
 
 def encode(

@@ -154,9 +154,7 @@ class RedisBridge:
             consumer if consumer is not None else f"{socket.gethostname()}-{os.getpid()}",
             "consumer",
         )
-        if isinstance(forward, str):
-            forward = (forward,)
-        self.forward: Final = tuple(bus._check_subscribable(pattern) for pattern in forward)
+        self.forward: Final = _check_forward(bus, forward)
         if not self.forward and self.group is None:
             raise ValueError("a bridge with no forward patterns and no group would do nothing")
         self._batch: Final = _check_count(batch, "batch", minimum=1)
@@ -172,6 +170,8 @@ class RedisBridge:
             None if dedup_window is None
             else max(1, round(_check_seconds(dedup_window, "dedup_window", allow_zero=False)))
         )
+        if not isinstance(start_at, str):
+            raise TypeError(f"start_at must be a str, not {type(start_at).__name__}")
         if start_at not in ("$", "0"):
             raise ValueError(f"start_at must be '$' (new entries) or '0' (the whole stream), "
                              f"not {safe_repr(start_at)}")
@@ -254,6 +254,10 @@ class RedisBridge:
         if self._outbox:
             self._log.error("eventbus.redis.not_forwarded", stream=self.stream,
                             count=len(self._outbox))
+        flushes, self._flushes = self._flushes, []
+        for _, waiter in flushes:
+            if not waiter.done():
+                waiter.set_exception(self._not_running())
         self._log.info("eventbus.redis.stopped", stream=self.stream, group=self.group,
                        consumer=self.consumer)
 
@@ -322,11 +326,16 @@ class RedisBridge:
         if not self._outbox:
             return
         if not self._tasks:
-            raise RuntimeError(f"{self!r} is not running: its outbox cannot be flushed")
+            raise self._not_running()
         target = self._counts["forwarded"] + len(self._outbox)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flushes.append((target, waiter))
         await waiter
+
+    def _not_running(self) -> RuntimeError:
+        count = len(self._outbox)
+        return RuntimeError(f"{self!r} is not running: {count} forwarded emissions wait in "
+                            "its outbox and are sent when it starts again")
 
     def _wake_flushes(self) -> None:
         done = self._counts["forwarded"]
@@ -709,6 +718,17 @@ def _errors_of(report: EmitReport) -> list[dict[str, str | None]]:
         for result in report.errors
         if result.error is not None
     ]
+
+
+def _check_forward(bus: EventBus, forward: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(forward, str):
+        forward = (forward,)
+    try:
+        return tuple(bus._check_subscribable(pattern) for pattern in forward)
+    except TypeError as error:
+        raise TypeError(f"forward: {error}") from None
+    except ValueError as error:  # UnknownEventError is a LookupError: it passes as is
+        raise ValueError(f"forward: {error}") from None
 
 
 def _check_key(value: object, what: str) -> str:
