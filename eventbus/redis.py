@@ -191,6 +191,7 @@ class RedisBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: asyncio.Task[None] | None = None
         self._stopping = False
+        self._group_ready = False
         self._waiting = False  # the consumer holds no entry: stop() may cancel it
         self._counts: Final = dict.fromkeys(
             ("forwarded", "consumed", "acked", "retried", "dead_lettered", "duplicates",
@@ -211,10 +212,20 @@ class RedisBridge:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Start forwarding and (with a group) consuming; does not wait for the
-        server: an unreachable one is reported and retried in the background."""
+        """Start forwarding and (with a group) consuming.
+
+        With the server up, the group exists when this returns, so every entry
+        added from then on reaches it. An unreachable server does not fail the
+        start: it is reported, and retried in the background.
+        """
         if self._tasks:
             raise RuntimeError(f"{self!r} is already running")
+        if self.group is not None and not self._group_ready:
+            try:
+                await self._create_group(self._start_at_now)
+            except _DOWN as error:
+                self._counts["connection_errors"] += 1
+                self._report_down(error)
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._wakeup = asyncio.Event()
@@ -238,10 +249,14 @@ class RedisBridge:
         self._stopping = True
         assert self._wakeup is not None
         self._wakeup.set()
-        if self._consumer is not None and self._waiting:
+        consumer = self._consumer
+        while consumer is not None and self._waiting and not consumer.done():
             # Blocked waiting for new entries (or for the server): nothing in hand.
             # Whatever the server hands over meanwhile stays pending for others.
-            self._consumer.cancel()
+            # Cancel until it takes: Python 3.11's wait_for, which redis-py uses
+            # to send a command, can swallow a cancellation.
+            consumer.cancel()
+            await asyncio.wait((consumer,), timeout=0.05)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -353,7 +368,6 @@ class RedisBridge:
     async def _consume(self) -> None:
         """Read, dispatch and acknowledge until stopped; reconnect when the server goes away."""
         failures = 0
-        group_ready = False
         history: str | None = "0"  # own pending entries first: a restart resumes them
         next_claim = 0.0
         while not self._stopping:
@@ -361,9 +375,8 @@ class RedisBridge:
                 if self._unacked:
                     unacked, self._unacked = self._unacked, []
                     await self._ack(unacked)
-                if not group_ready:
+                if not self._group_ready:
                     await self._create_group(self._start_at_now)
-                    group_ready = True
                 now = time.monotonic()
                 if now >= next_claim:
                     await self._handle(await self._claim_abandoned())
@@ -395,7 +408,7 @@ class RedisBridge:
                     # whatever the stream holds now is new to this group.
                     self._log.warning("eventbus.redis.group_missing", stream=self.stream,
                                       group=self.group)
-                    group_ready, self._start_at_now = False, "0"
+                    self._group_ready, self._start_at_now = False, "0"
                     continue
                 failures = await self._failed(error, failures)
             except Exception as error:  # a bug must not end consumption silently
@@ -414,6 +427,7 @@ class RedisBridge:
         except _redis.ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
+        self._group_ready = True
 
     @property
     def _group(self) -> str:
@@ -662,11 +676,14 @@ class RedisBridge:
     async def _server_down(self, error: BaseException, failures: int) -> int:
         """Report a lost server (once per outage) and wait before trying again."""
         self._counts["connection_errors"] += 1
+        self._report_down(error)
+        return await self._pause(failures)
+
+    def _report_down(self, error: BaseException) -> None:
         if self._connected:
             self._connected = False
             self._log.error("eventbus.redis.connection_lost", stream=self.stream,
-                            group=self.group, consumer=self.consumer, error=safe_repr(error))
-        return await self._pause(failures)
+                            group=self.group, consumer=self.consumer, error=_describe(error))
 
     def _server_up(self) -> None:
         if not self._connected:
@@ -707,9 +724,22 @@ def _entries_of(response: Any) -> list[tuple[Any, dict[Any, Any] | None]]:
     return entries
 
 
+def _message(error: BaseException) -> str:
+    """An exception's message, even when its ``str`` is broken."""
+    try:
+        return str(error)
+    except Exception:
+        return safe_repr(error)
+
+
+def _describe(error: BaseException) -> str:
+    """``Type: message`` of an exception, for a log entry."""
+    message = _message(error)
+    return f"{type(error).__qualname__}: {message}" if message else type(error).__qualname__
+
+
 def _error_record(handler: str | None, error: BaseException) -> dict[str, str | None]:
-    return {"handler": handler, "type": type(error).__qualname__, "message": safe_repr(error)
-            if not str(error) else str(error)}
+    return {"handler": handler, "type": type(error).__qualname__, "message": _message(error)}
 
 
 def _errors_of(report: EmitReport) -> list[dict[str, str | None]]:

@@ -107,7 +107,7 @@ def test_a_key_option_may_hold_colons_and_unicode(bus: EventBus, client: Redis) 
 def test_forward_refuses_an_invalid_name_or_pattern(
     bus: EventBus, client: Redis, pattern: str
 ) -> None:
-    with pytest.raises(ValueError, match="^forward: ") as raised:
+    with pytest.raises(ValueError, match=r"^forward: ") as raised:
         make(bus, client, forward=["order.placed", pattern])
 
     assert repr(pattern) in str(raised.value)
@@ -117,12 +117,12 @@ def test_forward_refuses_an_invalid_name_or_pattern(
 def test_forward_refuses_a_pattern_that_is_not_a_str(
     bus: EventBus, client: Redis, pattern: object
 ) -> None:
-    with pytest.raises(TypeError, match="^forward: .*must be a str"):
+    with pytest.raises(TypeError, match=r"^forward: .*must be a str"):
         make(bus, client, forward=["order.placed", pattern])
 
 
 def test_forward_that_is_no_iterable_is_a_type_error(bus: EventBus, client: Redis) -> None:
-    with pytest.raises(TypeError, match="^forward: "):
+    with pytest.raises(TypeError, match=r"^forward: "):
         make(bus, client, forward=42)
 
 
