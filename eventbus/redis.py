@@ -166,9 +166,9 @@ class RedisBridge:
         self.dead_letter: Final = _check_key(
             dead_letter if dead_letter is not None else f"{stream}:dead", "dead_letter"
         )
-        self._dedup_seconds: Final = (
+        self._dedup_ms: Final = (
             None if dedup_window is None
-            else max(1, round(_check_seconds(dedup_window, "dedup_window", allow_zero=False)))
+            else max(1, round(_check_seconds(dedup_window, "dedup_window") * 1000))
         )
         if not isinstance(start_at, str):
             raise TypeError(f"start_at must be a str, not {type(start_at).__name__}")
@@ -560,7 +560,7 @@ class RedisBridge:
             if report is None:
                 continue
             if report.ok:
-                if self._dedup_seconds is not None:
+                if self._dedup_ms is not None:
                     await self._ack([entry_id], handled=event.id)
                     seen.add(event.id)
                 else:
@@ -593,7 +593,7 @@ class RedisBridge:
 
     async def _already_handled(self, entries: list[Entry]) -> set[str]:
         """Event ids of ``entries`` handled within the dedup window (none without one)."""
-        if self._dedup_seconds is None:
+        if self._dedup_ms is None:
             return set()
         ids: list[str] = []
         for _, fields, _ in entries:
@@ -614,7 +614,7 @@ class RedisBridge:
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 if handled is not None:
-                    pipe.set(self._seen_key(handled), 1, ex=self._dedup_seconds)
+                    pipe.set(self._seen_key(handled), 1, px=self._dedup_ms)
                 pipe.xack(self.stream, self._group, *entry_ids)
                 await pipe.execute()
         except _DOWN:

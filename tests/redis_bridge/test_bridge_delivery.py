@@ -1,0 +1,593 @@
+"""RedisBridge, delivery: acknowledgement, retries, dead letters, claiming what a crashed
+consumer left, restarts, stop(), dedup and stats — against a real redis-server.
+
+Tests never sleep to wait: they wait for a handler call or a log entry (``Watch``), with a
+5-second guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import pytest
+import structlog
+from redis.asyncio import Redis
+
+from eventbus import Event, EventBus
+from eventbus.redis import RedisBridge
+
+STREAM = "events"
+DEAD = f"{STREAM}:dead"
+WAIT = 5.0  # guard for every wait: a test that hangs fails instead
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class Watch:
+    """Everything logged during the test (it is the structlog processor) and every event the
+    test's handlers saw; ``until`` waits until a condition on them holds."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.handled: list[Event] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        self.entries.append({**event_dict, "log_level": method})
+        self.changed()
+        raise structlog.DropEvent
+
+    def record(self, event: Event) -> None:
+        """A handler: keeps the event."""
+        self.handled.append(event)
+        self.changed()
+
+    def changed(self) -> None:
+        for check, waiter in self._waiters:
+            if not waiter.done() and check():
+                waiter.set_result(None)
+
+    async def until(self, check: Callable[[], bool]) -> None:
+        if check():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((check, waiter))
+        try:
+            await asyncio.wait_for(waiter, WAIT)
+        finally:
+            self._waiters.remove((check, waiter))
+
+    def logged(self, message: str, **matching: Any) -> list[dict[str, Any]]:
+        return [
+            entry for entry in self.entries
+            if entry["event"] == message
+            and all(entry.get(key) == value for key, value in matching.items())
+        ]
+
+    def acked(self, group: str = "g") -> int:
+        return sum(entry["count"] for entry in self.logged("eventbus.redis.acked", group=group))
+
+    def dead_lettered(self) -> int:
+        return len(self.logged("eventbus.redis.dead_lettered"))
+
+
+@pytest.fixture
+def watch() -> Watch:
+    watcher = Watch()
+    structlog.configure(processors=[watcher])  # tests/conftest.py resets structlog afterwards
+    return watcher
+
+
+async def create_group(client: Redis, group: str = "g") -> None:
+    """The group, at the end of the (empty) stream: what a bridge started earlier would do."""
+    await client.xgroup_create(STREAM, group, id="$", mkstream=True)
+
+
+def consumer(bus: EventBus, client: Redis, **options: Any) -> RedisBridge:
+    """A consumer bridge of group "g", quick to notice new entries."""
+    settings: dict[str, Any] = {
+        "stream": STREAM, "group": "g", "consumer": "c1", "block": 0.05, "retry_delay": 0.05,
+    }
+    settings.update(options)
+    return RedisBridge(bus, client, **settings)
+
+
+def entry(name: str = "order.placed", **fields: str) -> dict[str, str]:
+    """The fields of a hand-made stream entry in the bridge's format ("v" 1)."""
+    made = {"v": "1", "name": name, "id": "remote-1", "depth": "0", "ts": "1700000000.25",
+            "payload": '{"total": 12}'}
+    made.update(fields)
+    return made
+
+
+def text_fields(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+async def stream_entries(client: Redis, stream: str = STREAM) -> list[dict[str, str]]:
+    return [text_fields(fields) for _, fields in await client.xrange(stream)]
+
+
+async def pending(client: Redis, group: str = "g") -> int:
+    summary = await client.xpending(STREAM, group)
+    return int(summary["pending"])
+
+
+async def pending_entries(client: Redis) -> list[tuple[str, str, int]]:
+    """(entry id, consumer, times delivered) of each pending entry of group "g"."""
+    found = await client.xpending_range(STREAM, "g", min="-", max="+", count=100)
+    return [
+        (item["message_id"].decode(), item["consumer"].decode(), int(item["times_delivered"]))
+        for item in found
+    ]
+
+
+async def add(client: Redis, *event_ids: str) -> list[str]:
+    """Hand-made entries, one per event id; their entry ids."""
+    return [(await client.xadd(STREAM, entry(id=event_id))).decode() for event_id in event_ids]
+
+
+def ids(events: list[Event]) -> list[str]:
+    return [event.id for event in events]
+
+
+class Gate:
+    """An async handler that waits for ``release`` (``started`` tells it is waiting)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.finished: list[str] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.started.set()
+        await self.release.wait()
+        self.finished.append(event.id)
+
+    async def wait_started(self) -> None:
+        await asyncio.wait_for(self.started.wait(), WAIT)
+
+
+def failing(runs: list[str], failures: int | None = None) -> Callable[[Event], None]:
+    """A handler that fails its first ``failures`` runs (always, with None)."""
+
+    def handle(event: Event) -> None:
+        runs.append(event.id)
+        if failures is None or len(runs) <= failures:
+            raise ValueError(f"cannot handle {event.id} (run {len(runs)})")
+
+    return handle
+
+
+# ---------------------------------------------------------------- acknowledgement
+
+
+async def test_entry_is_acknowledged_only_after_every_handler_succeeded(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    first: list[str] = []
+    gate = Gate()
+    bus.on("order.placed", first.append, priority=1)
+    bus.on("order.placed", gate)
+    async with consumer(bus, redis_client) as bridge:
+        await add(redis_client, "e1")
+        await gate.wait_started()
+        assert first  # the first handler is done, the second is still running
+        assert await pending(redis_client) == 1
+        assert (await bridge.stats()).acked == 0
+
+        gate.release.set()
+        await watch.until(lambda: watch.acked() == 1)
+        assert await pending(redis_client) == 0
+        stats = await bridge.stats()
+
+    assert gate.finished == ["e1"]
+    assert stats.acked == 1
+    assert stats.consumed == 1
+
+
+# ---------------------------------------------------------------- failures and retries
+
+
+async def test_failed_entry_stays_pending_and_all_its_handlers_run_again_after_retry_delay(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    flaky_runs: list[str] = []
+    bus.on("order.placed", watch.record, priority=1)
+    bus.on("order.placed", failing(flaky_runs, failures=1))
+    async with consumer(bus, redis_client, retry_delay=0.05, min_idle=30) as bridge:
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.acked() == 1)
+        stats = await bridge.stats()
+
+    assert flaky_runs == ["e1", "e1"]
+    assert ids(watch.handled) == ["e1", "e1"]  # the whole entry is delivered again
+    assert stats.retried == 1
+    assert stats.consumed == 2
+    assert stats.acked == 1
+    assert stats.dead_lettered == 0
+    assert stats.pending == 0
+    assert await redis_client.xlen(DEAD) == 0
+
+
+async def test_always_failing_entry_is_dead_lettered_after_exactly_max_deliveries(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    runs: list[str] = []
+    bus.on("order.placed", failing(runs))
+    async with consumer(bus, redis_client, max_deliveries=3) as bridge:
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.dead_lettered() == 1)
+        stats = await bridge.stats()
+
+    assert runs == ["e1", "e1", "e1"]
+    assert stats.consumed == 3
+    assert stats.retried == 2
+    assert stats.dead_lettered == 1
+    assert stats.acked == 0
+    assert stats.pending == 0  # the original is acknowledged
+    assert await redis_client.xlen(DEAD) == 1
+
+
+async def test_dead_letter_entry_keeps_the_original_fields_and_says_who_failed_and_why(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", failing([]), priority=1)
+    bus.on("order.placed", lambda event: None)
+
+    @bus.on("order.placed")
+    def refuse(event: Event) -> None:
+        raise KeyError("no such customer")
+
+    first, _, second = (info.name for info in bus.listeners("order.placed"))
+    original = entry(id="e1", source="shop", parent="p0", depth="1", chain="cart.checked_out")
+    async with consumer(bus, redis_client, consumer="worker-7", max_deliveries=2):
+        entry_id = (await redis_client.xadd(STREAM, original)).decode()
+        await watch.until(lambda: watch.dead_lettered() == 1)
+
+    [dead] = await stream_entries(redis_client, DEAD)
+    assert {key: dead[key] for key in original} == original
+    assert dead["entry_id"] == entry_id
+    assert dead["group"] == "g"
+    assert dead["consumer"] == "worker-7"
+    assert dead["deliveries"] == "2"
+    assert json.loads(dead["errors"]) == [
+        {"handler": first, "type": "ValueError", "message": "cannot handle e1 (run 2)"},
+        {"handler": second, "type": "KeyError", "message": "'no such customer'"},
+    ]
+    assert set(dead) == {*original, "entry_id", "group", "consumer", "deliveries", "errors"}
+
+
+async def test_retries_are_logged_as_warnings_and_the_dead_letter_as_an_error(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", failing([]))
+    async with consumer(bus, redis_client, max_deliveries=3):
+        [entry_id] = await add(redis_client, "e1")
+        await watch.until(lambda: watch.dead_lettered() == 1)
+
+    retries = watch.logged("eventbus.redis.retry")
+    assert [(r["log_level"], r["deliveries"]) for r in retries] == [("warning", 1), ("warning", 2)]
+    assert all(r["event_id"] == "e1" and r["entry_id"] == entry_id for r in retries)
+    [dead] = watch.logged("eventbus.redis.dead_lettered")
+    assert dead["log_level"] == "error"
+    assert dead["entry_id"] == entry_id
+    assert dead["event_id"] == "e1"
+    assert dead["event_name"] == "order.placed"
+    assert dead["deliveries"] == 3
+    assert dead["dead_letter"] == DEAD
+
+
+# ---------------------------------------------------------------- crashed consumers
+
+
+async def test_entries_left_pending_by_a_crashed_consumer_are_claimed_after_min_idle(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    await add(redis_client, "e1", "e2")
+    await redis_client.xreadgroup("g", "dead", {STREAM: ">"}, count=10)  # and never acked
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, consumer="live", min_idle=0.2):
+        await watch.until(lambda: watch.acked() == 2)
+
+    assert ids(watch.handled) == ["e1", "e2"]
+    assert await pending(redis_client) == 0
+    claims = watch.logged("eventbus.redis.claimed")
+    assert sum(claim["count"] for claim in claims) == 2
+    assert all(c["log_level"] == "warning" and c["consumer"] == "live" for c in claims)
+
+
+async def test_claimed_entry_delivered_more_than_max_deliveries_is_dead_lettered_without_running(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    [entry_id] = await add(redis_client, "e1")
+    # Two consumers took it and crashed: delivered twice, never acknowledged.
+    await redis_client.xreadgroup("g", "crashed-1", {STREAM: ">"}, count=10)
+    await redis_client.xclaim(STREAM, "g", "crashed-2", 0, [entry_id])
+    assert await pending_entries(redis_client) == [(entry_id, "crashed-2", 2)]
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, consumer="live", min_idle=0.2, max_deliveries=2):
+        await watch.until(lambda: watch.dead_lettered() == 1)
+
+    assert watch.handled == []
+    [dead] = await stream_entries(redis_client, DEAD)
+    assert dead["deliveries"] == "3"
+    [error] = json.loads(dead["errors"])
+    assert error["handler"] is None
+    assert "delivered 2 times" in error["message"]
+    assert await pending(redis_client) == 0
+
+
+# ---------------------------------------------------------------- restarts
+
+
+async def test_restarted_bridge_handles_exactly_the_entries_added_while_it_was_stopped(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    before, after = EventBus("before"), EventBus("after")
+    before.on("order.placed", watch.record)
+    after.on("order.placed", watch.record)
+    async with consumer(before, redis_client):
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.acked() == 1)
+
+    await add(redis_client, "e2", "e3")  # nobody is reading
+
+    async with consumer(after, redis_client):
+        await watch.until(lambda: watch.acked() == 3)
+        assert await pending(redis_client) == 0
+
+    assert ids(watch.handled) == ["e1", "e2", "e3"]
+
+
+async def test_own_pending_entries_are_handled_first_on_start(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    await add(redis_client, "p1", "p2")
+    # The previous run of consumer c1 received them and stopped before acknowledging.
+    await redis_client.xreadgroup("g", "c1", {STREAM: ">"}, count=10)
+    await add(redis_client, "n3")
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, consumer="c1"):  # min_idle 30 s: nothing claimed
+        await watch.until(lambda: watch.acked() == 3)
+        assert await pending(redis_client) == 0
+
+    assert ids(watch.handled) == ["p1", "p2", "n3"]
+
+
+# ---------------------------------------------------------------- stop()
+
+
+async def test_stop_while_blocked_in_read_returns_without_waiting_for_the_block(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, block=30) as bridge:
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.acked() == 1)
+        # The bridge has gone back to XREADGROUP, which may block for 15 s (until the next
+        # claim, due in min_idle / 2): stop() must not wait for it.
+        await asyncio.wait_for(bridge.stop(), 2.0)
+        assert not bridge.running
+        assert watch.logged("eventbus.redis.stopped")
+
+
+async def test_stop_while_a_handler_runs_lets_it_finish_and_acknowledges_its_entry(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    gate = Gate()
+    bus.on("order.placed", gate)
+    async with consumer(bus, redis_client) as bridge:
+        await add(redis_client, "e1")
+        await gate.wait_started()
+        stopping = asyncio.create_task(bridge.stop())
+        await asyncio.sleep(0)  # a yield, not a wait: stop() starts and waits for the handler
+        assert not stopping.done()
+        gate.release.set()
+        await asyncio.wait_for(stopping, WAIT)
+        stats = await bridge.stats()
+
+    assert gate.finished == ["e1"]  # not cancelled
+    assert stats.acked == 1
+    assert await pending(redis_client) == 0
+
+
+async def test_stop_leaves_entries_waiting_for_a_retry_pending(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    runs: list[str] = []
+    bus.on("order.placed", failing(runs))
+    async with consumer(bus, redis_client, retry_delay=30) as bridge:
+        [entry_id] = await add(redis_client, "e1")
+        await watch.until(lambda: bool(watch.logged("eventbus.redis.retry")))
+    stats = await bridge.stats()
+
+    assert runs == ["e1"]
+    assert await pending_entries(redis_client) == [(entry_id, "c1", 1)]
+    assert await redis_client.xlen(DEAD) == 0
+    assert stats.retried == 1
+    assert stats.dead_lettered == 0
+
+
+async def test_stop_twice_or_before_start_is_harmless(redis_client: Redis, watch: Watch) -> None:
+    await create_group(redis_client)
+    bridge = consumer(EventBus("b"), redis_client)
+    await bridge.stop()
+    await bridge.start()
+    assert bridge.running
+    await bridge.stop()
+    await bridge.stop()
+
+    assert not bridge.running
+    assert len(watch.logged("eventbus.redis.stopped")) == 1
+
+
+async def test_stop_timeout_cancels_an_overrunning_handler_and_leaves_its_entry_pending(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    @bus.on("order.placed")
+    async def stuck(event: Event) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(event.id)
+            raise
+
+    async with consumer(bus, redis_client) as bridge:
+        [entry_id] = await add(redis_client, "e1")
+        await asyncio.wait_for(started.wait(), WAIT)
+        await bridge.stop(timeout=0.05)
+        assert not bridge.running
+
+    assert cancelled == ["e1"]
+    assert await pending_entries(redis_client) == [(entry_id, "c1", 1)]
+
+
+# ---------------------------------------------------------------- dedup_window
+
+
+async def test_same_event_id_added_twice_is_handled_once_with_a_dedup_window(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, dedup_window=60) as bridge:
+        _, second = await add(redis_client, "e1", "e1")  # a producer's retry
+        await watch.until(lambda: watch.acked() == 2)
+        stats = await bridge.stats()
+
+    assert ids(watch.handled) == ["e1"]
+    assert stats.duplicates == 1
+    assert stats.acked == 2
+    assert stats.pending == 0
+    [duplicate] = watch.logged("eventbus.redis.duplicate")
+    assert duplicate["log_level"] == "info"
+    assert duplicate["event_id"] == "e1"
+    assert duplicate["entry_id"] == second
+
+
+async def test_same_event_id_added_twice_is_handled_twice_without_a_dedup_window(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client) as bridge:
+        await add(redis_client, "e1", "e1")
+        await watch.until(lambda: watch.acked() == 2)
+        stats = await bridge.stats()
+
+    assert ids(watch.handled) == ["e1", "e1"]
+    assert stats.duplicates == 0
+    assert await redis_client.keys("*handled*") == []
+
+
+async def test_handled_event_id_is_remembered_for_the_dedup_window(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, dedup_window=60):
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.acked() == 1)
+
+    ttl = await redis_client.ttl(f"{STREAM}:g:handled:e1")
+    assert 55 <= ttl <= 60
+
+
+async def test_failed_event_is_not_remembered_as_handled(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    runs: list[str] = []
+    bus.on("order.placed", failing(runs, failures=1))
+    async with consumer(bus, redis_client, dedup_window=60) as bridge:
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.acked() == 1)
+        stats = await bridge.stats()
+
+    assert runs == ["e1", "e1"]  # the retry is not taken for a duplicate
+    assert stats.duplicates == 0
+
+
+# ---------------------------------------------------------------- stats() and a closed bus
+
+
+async def test_stats_report_the_groups_pending_entries_and_lag(
+    redis_client: Redis, watch: Watch
+) -> None:
+    info = await redis_client.info("server")
+    lag_known = int(str(info["redis_version"]).split(".")[0]) >= 7
+    await create_group(redis_client)
+    await add(redis_client, "e1", "e2", "e3")
+    bus = EventBus("b")
+    gate = Gate()
+    bus.on("order.placed", gate)
+    async with consumer(bus, redis_client, batch=1) as bridge:
+        await gate.wait_started()
+        holding = await bridge.stats()
+        gate.release.set()
+        await watch.until(lambda: watch.acked() == 3)
+        done = await bridge.stats()
+
+    assert holding.pending == 1  # e1, in hand
+    assert done.pending == 0
+    if lag_known:
+        assert holding.lag == 2  # e2 and e3, not delivered yet
+        assert done.lag == 0
+    assert (done.consumed, done.acked) == (3, 3)
+
+
+async def test_bus_closed_while_consuming_stops_the_consumer_and_leaves_the_entry_pending(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client) as bridge:
+        await bus.aclose()
+        [entry_id] = await add(redis_client, "e1")
+        await watch.until(lambda: bool(watch.logged("eventbus.redis.bus_closed")))
+        stats = await bridge.stats()
+
+    assert watch.handled == []
+    assert watch.logged("eventbus.redis.bus_closed")[0]["log_level"] == "warning"
+    assert await pending_entries(redis_client) == [(entry_id, "c1", 1)]
+    assert stats.acked == 0
+    assert stats.dead_lettered == 0
