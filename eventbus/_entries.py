@@ -84,10 +84,11 @@ def encode(
         "v": FORMAT,
         "name": name,
         "id": event.id,
-        "depth": str(event.depth),
         "ts": repr(event.timestamp),
         "payload": _encode_json(dict(payload)) if payload else "{}",
     }
+    if event.depth:
+        fields["depth"] = str(event.depth)
     if event.source is not None:
         fields["source"] = event.source
     if event.parent_id is not None:
@@ -121,14 +122,22 @@ class Received:
 
 def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
     """Read an entry written by ``encode``; ``BadEntry`` says what is wrong with it."""
-    fields: dict[str, str] = {text(key): text(value) for key, value in raw.items()}
+    try:
+        fields: dict[str, str] = {
+            key.decode(): value.decode()  # type: ignore[union-attr]
+            for key, value in raw.items()
+        }
+    except AttributeError:  # a client made with decode_responses=True: str already
+        fields = dict(raw)  # type: ignore[arg-type]
+    except UnicodeDecodeError as error:
+        raise BadEntry(f"entry is not UTF-8: {error}") from None
     version = fields.get("v")
     if version != FORMAT:
         raise BadEntry(f"entry format {version!r} is not {FORMAT!r}")
     try:
         name = check_name(fields["name"])
         event_id = fields["id"]
-        depth = int(fields["depth"])
+        depth = int(fields.get("depth", "0"))
         timestamp = float(fields["ts"])
         payload = json.loads(fields["payload"])
         ancestors = tuple(check_name(n) for n in fields.get("chain", "").split())

@@ -612,11 +612,13 @@ class RedisBridge:
         """Acknowledge entries (and remember a handled event id for dedup), atomically.
         If the server is unreachable they are acknowledged once it is back."""
         try:
-            async with self._client.pipeline(transaction=True) as pipe:
-                if handled is not None:
+            if handled is None:
+                await self._client.xack(self.stream, self._group, *entry_ids)
+            else:
+                async with self._client.pipeline(transaction=True) as pipe:
                     pipe.set(self._seen_key(handled), 1, px=self._dedup_ms)
-                pipe.xack(self.stream, self._group, *entry_ids)
-                await pipe.execute()
+                    pipe.xack(self.stream, self._group, *entry_ids)
+                    await pipe.execute()
         except _DOWN:
             self._unacked += entry_ids
             raise

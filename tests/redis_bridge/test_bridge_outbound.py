@@ -71,7 +71,6 @@ async def test_a_forwarded_emission_is_appended_with_the_fields_of_its_event(
             "v": "1",
             "name": "order.placed",
             "id": event.id,
-            "depth": "0",
             "ts": repr(event.timestamp),
             "payload": '{"total":12,"lines":[{"sku":"A1","price":9.5}]}',
             "source": "shop",
@@ -92,7 +91,7 @@ async def test_the_payload_field_is_json_that_gives_back_the_payload(
     assert json.loads(entry["payload"]) == payload
 
 
-async def test_source_and_parent_are_left_out_when_not_set(
+async def test_source_parent_and_a_zero_depth_are_left_out_when_not_set(
     bus: EventBus, redis_client: Redis
 ) -> None:
     async with RedisBridge(bus, redis_client, forward=["order.placed"]) as bridge:
@@ -100,7 +99,7 @@ async def test_source_and_parent_are_left_out_when_not_set(
         await flush(bridge)
 
     (entry,) = await read_stream(redis_client)
-    assert set(entry) == {"v", "name", "id", "depth", "ts", "payload"}
+    assert set(entry) == {"v", "name", "id", "ts", "payload"}
 
 
 async def test_a_nested_emission_carries_its_parent_depth_and_the_chain_of_ancestors(

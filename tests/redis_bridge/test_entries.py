@@ -84,7 +84,7 @@ def test_a_top_level_event_round_trips_without_source_parent_chain_or_origin() -
     fields = encode(event, (), "", "eventbus")
     received = decode(fields)
 
-    assert set(fields) == {"v", "name", "id", "depth", "ts", "payload"}
+    assert set(fields) == {"v", "name", "id", "ts", "payload"}  # depth 0 is the default
     assert received.event.source is None
     assert received.event.parent_id is None
     assert received.event.depth == 0
@@ -191,7 +191,6 @@ def test_text_decodes_bytes_and_leaves_str_alone() -> None:
         pytest.param({"name": None}, id="no-name"),
         pytest.param({"id": None}, id="no-id"),
         pytest.param({"id": ""}, id="empty-id"),
-        pytest.param({"depth": None}, id="no-depth"),
         pytest.param({"ts": None}, id="no-ts"),
         pytest.param({"payload": None}, id="no-payload"),
         pytest.param({"name": "sale closed"}, id="name-with-space"),
@@ -218,10 +217,14 @@ def test_bad_entry_is_a_value_error() -> None:
     assert issubclass(BadEntry, ValueError)
 
 
-@pytest.mark.parametrize("missing", ["name", "id", "depth", "ts", "payload"])
+@pytest.mark.parametrize("missing", ["name", "id", "ts", "payload"])
 def test_a_missing_field_is_named_in_the_error(missing: str) -> None:
     with pytest.raises(BadEntry, match=f"'{missing}'"):
         decode(valid_fields(**{missing: None}))
+
+
+def test_a_missing_depth_means_a_top_level_event() -> None:
+    assert decode(valid_fields(depth=None)).event.depth == 0
 
 
 def test_a_wrong_version_is_named_in_the_error() -> None:
