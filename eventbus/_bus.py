@@ -664,7 +664,9 @@ class EventBus:
         fields = (name, payload, source, next_serial(), parent_event.id, depth, time())
         return new_event(Event, fields)
 
-    async def _emit_received(self, event: Event, ancestors: Frame | None, skip: Tap) -> EmitReport:
+    async def _emit_received(
+        self, event: Event, ancestors: Frame | None, skip: Tap | None
+    ) -> EmitReport:
         """Dispatch an event made in another process (the Redis bridge's inbound side).
 
         The event keeps its id, parent id, depth and timestamp; ``ancestors``

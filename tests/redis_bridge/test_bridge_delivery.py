@@ -424,7 +424,7 @@ async def test_stop_leaves_entries_waiting_for_a_retry_pending(
     bus = EventBus("b")
     runs: list[str] = []
     bus.on("order.placed", failing(runs))
-    async with consumer(bus, redis_client, retry_delay=30) as bridge:
+    async with consumer(bus, redis_client, retry_delay=30, min_idle=60) as bridge:
         [entry_id] = await add(redis_client, "e1")
         await watch.until(lambda: bool(watch.logged("eventbus.redis.retry")))
     stats = await bridge.stats()

@@ -603,14 +603,14 @@ async def test_when_one_of_two_bridges_refuses_an_emission_the_other_does_not_ke
     second = RedisBridge(bus, redis_client, stream="second", forward=["order.*"])
     # The second bridge refuses what the first accepts (as a stricter check would):
     # every tap prepares before any keeps, so the first must not have queued it.
-    original_prepare: Callable[..., dict[str, str]] = type(second._outbox_tap).prepare
+    original_prepare: Callable[..., dict[str, str]] = type(second._outbox).prepare
 
     def prepare(tap: Any, event: Event) -> dict[str, str]:
-        if tap is second._outbox_tap and event.name == "order.refused":
+        if tap is second._outbox and event.name == "order.refused":
             raise PayloadError("refused by the second bridge")
         return original_prepare(tap, event)
 
-    monkeypatch.setattr(type(second._outbox_tap), "prepare", prepare)
+    monkeypatch.setattr(type(second._outbox), "prepare", prepare)
     async with first, second:
         with pytest.raises(PayloadError, match="second bridge"):
             await bus.emit("order.refused")

@@ -1,0 +1,467 @@
+"""The inbound side of a Redis bridge: one consumer of a group, which emits
+each entry on the local bus and acknowledges it only once every handler
+succeeded.
+
+Where an entry can be, for this consumer: read (in hand, being dispatched),
+failed (pending, waiting in ``_retries`` for its next delivery), done but not
+yet acknowledged (``_unacked``, when the server went away), or gone. Entries
+it holds but lost track of (a batch cut short by an error) are taken back
+from the server's list of its pending entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from ._entries import BadEntry, Received, ancestry, decode, text
+from ._errors import BusClosedError, EventBusError
+from ._redis_link import Link, message, redis
+from ._report import EmitReport
+from ._taps import Tap
+
+if TYPE_CHECKING:
+    from ._bus import EventBus
+
+__all__ = ["Consumer", "Options"]
+
+Entry = tuple[str, dict[Any, Any] | None, int]
+"""(entry id, raw fields or None when the entry was trimmed, delivery count)."""
+
+_STILL_OURS: Final = 0.9
+"""A failed entry is claimed back for its retry only if it sat idle for this share
+of ``retry_delay``: one another consumer claimed meanwhile has been idle less."""
+
+
+class Options:
+    """The inbound settings of a bridge, checked by ``RedisBridge``."""
+
+    __slots__ = ("batch", "block_ms", "dead_letter", "dedup_ms", "max_deliveries",
+                 "min_idle_ms", "retry_delay", "start_at")
+
+    def __init__(self, *, batch: int, block_ms: int, max_deliveries: int, retry_delay: float,
+                 min_idle_ms: int, dead_letter: str, dedup_ms: int | None,
+                 start_at: str) -> None:
+        self.batch: Final = batch
+        self.block_ms: Final = block_ms
+        self.max_deliveries: Final = max_deliveries
+        self.retry_delay: Final = retry_delay
+        self.min_idle_ms: Final = min_idle_ms
+        self.dead_letter: Final = dead_letter
+        self.dedup_ms: Final = dedup_ms
+        self.start_at: Final = start_at
+
+
+class Consumer:
+    """Reads the stream as one consumer of a group and dispatches on the bus."""
+
+    def __init__(
+        self, link: Link, bus: EventBus, outbox: Tap | None, options: Options
+    ) -> None:
+        assert link.group is not None
+        self._link: Final = link
+        self._client: Final = link.client
+        self._stream: Final = link.stream
+        self._group: Final[str] = link.group
+        self._name: Final = link.consumer
+        self._bus: Final = bus
+        self._outbox: Final = outbox  # the bridge's own tap: received events are not sent back
+        self._options: Final = options
+        self._start_at = options.start_at
+        self.group_ready = False
+        self.idle = False
+        """True while waiting for new entries or for the server: nothing in hand."""
+        self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, deliveries)
+        self._unacked: list[str] = []
+
+    # ---------------------------------------------------------------- the loop
+
+    async def create_group(self) -> None:
+        """Create the group (and the stream) unless they exist."""
+        try:
+            await self._client.xgroup_create(
+                self._stream, self._group, self._start_at, mkstream=True
+            )
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        self.group_ready = True
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Read, dispatch and acknowledge until ``stopping`` is set; wait out a
+        lost server; end when the bus is closed."""
+        link = self._link
+        failures = 0
+        history: str | None = "0"  # own pending entries first: a restart resumes them
+        next_claim = 0.0
+        while not stopping.is_set():
+            try:
+                await self._ack_leftovers()
+                if not self.group_ready:
+                    await self.create_group()
+                now = time.monotonic()
+                if now >= next_claim:
+                    await self._handle(await self._claim_abandoned())
+                    next_claim = now + self._options.min_idle_ms / 2000
+                wait = next_claim - now
+                if self._retries:
+                    next_retry = min(due for due, _ in self._retries.values())
+                    if next_retry <= now:
+                        await self._handle(await self._claim_retries(now))
+                    wait = min(wait, next_retry - now)
+                if stopping.is_set():
+                    break
+                if history is not None:
+                    entries, history = await self._read_history(history)
+                else:
+                    entries = await self._read_new(wait)
+                await self._handle(entries)
+                link.server_up()
+                failures = 0
+            except BusClosedError:
+                link.log.warning("eventbus.redis.bus_closed", **link.where())
+                return
+            except redis.ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    failures = await self._recover(error, failures)
+                    continue
+                # The stream or group is gone (a server restarted without its data):
+                # whatever the stream holds now is new to this group.
+                link.log.warning("eventbus.redis.group_missing", **link.where())
+                self.group_ready, self._start_at = False, "0"
+            except Exception as error:
+                failures = await self._recover(error, failures)
+
+    async def _recover(self, error: Exception, failures: int) -> int:
+        self.idle = True
+        try:
+            return await self._link.recover(error, failures)
+        finally:
+            self.idle = False
+
+    async def finish(self) -> None:
+        """Acknowledge what succeeded but is not acknowledged yet (best effort:
+        what the server does not take stays pending, and is delivered again)."""
+        try:
+            await self._ack_leftovers()
+        except Exception:
+            self._link.log.warning("eventbus.redis.not_acked", count=len(self._unacked),
+                                   **self._link.where())
+
+    async def _ack_leftovers(self) -> None:
+        if self._unacked:
+            unacked, self._unacked = self._unacked, []
+            await self._ack(unacked)
+
+    # ---------------------------------------------------------------- reading
+
+    async def _read_new(self, wait: float) -> list[Entry]:
+        block = max(1, min(self._options.block_ms, round(wait * 1000)))
+        self.idle = True
+        try:
+            response = await self._client.xreadgroup(
+                self._group, self._name, {self._stream: ">"},
+                count=self._options.batch, block=block,
+            )
+        finally:
+            self.idle = False
+        return [(text(entry_id), fields, 1) for entry_id, fields in _entries_of(response)]
+
+    async def _read_history(self, after: str) -> tuple[list[Entry], str | None]:
+        """A batch of this consumer's own pending entries after ``after``, and
+        where the next batch starts (None when they are all read)."""
+        response = await self._client.xreadgroup(
+            self._group, self._name, {self._stream: after}, count=self._options.batch
+        )
+        read = [(text(entry_id), fields) for entry_id, fields in _entries_of(response)]
+        if not read:
+            return [], None
+        fresh = [(entry_id, fields) for entry_id, fields in read if entry_id not in self._retries]
+        return await self._with_deliveries(fresh), read[-1][0]
+
+    async def _claim_abandoned(self) -> list[Entry]:
+        """Entries pending for longer than ``min_idle`` (their consumer crashed or stalled)."""
+        claimed: list[tuple[str, dict[Any, Any] | None]] = []
+        cursor = "0-0"
+        while True:
+            response = await self._client.xautoclaim(
+                self._stream, self._group, self._name, self._options.min_idle_ms,
+                start_id=cursor, count=self._options.batch,
+            )
+            cursor = text(response[0])
+            claimed += [(text(entry_id), fields) for entry_id, fields in response[1]]
+            if len(response) > 2 and response[2]:  # Redis 7 names the ones trimmed meanwhile
+                self._log_trimmed([text(entry_id) for entry_id in response[2]])
+            if cursor == "0-0" or len(claimed) >= self._options.batch:
+                break
+        if not claimed:
+            return []
+        for entry_id, _ in claimed:
+            self._retries.pop(entry_id, None)  # due later, but claimed now
+        self._link.log.warning("eventbus.redis.claimed", count=len(claimed), **self._link.where())
+        return await self._with_deliveries(claimed)
+
+    async def _claim_retries(self, now: float) -> list[Entry]:
+        """Failed entries due for another delivery, claimed back by this consumer
+        (unless another consumer took them meanwhile)."""
+        due = [entry_id for entry_id, (at, _) in self._retries.items() if at <= now]
+        due = due[: self._options.batch]
+        min_idle_ms = round(self._options.retry_delay * 1000 * _STILL_OURS)
+        response = await self._client.xclaim(
+            self._stream, self._group, self._name, min_idle_ms, due
+        )
+        claimed = {text(entry_id): fields for entry_id, fields in response}
+        entries: list[Entry] = []
+        for entry_id in due:
+            _, deliveries = self._retries.pop(entry_id)
+            if entry_id in claimed:
+                entries.append((entry_id, claimed[entry_id], deliveries + 1))
+        return entries
+
+    async def _with_deliveries(
+        self, read: Sequence[tuple[str, dict[Any, Any] | None]]
+    ) -> list[Entry]:
+        """Attach each entry's delivery count, as the server keeps it."""
+        if not read:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for entry_id, _ in read:
+                pipe.xpending_range(self._stream, self._group, min=entry_id, max=entry_id,
+                                    count=1, consumername=self._name)
+            replies = await pipe.execute()
+        counts = {
+            text(item["message_id"]): int(item["times_delivered"])
+            for reply in replies
+            for item in reply
+        }
+        return [(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in read]
+
+    # ---------------------------------------------------------------- dispatching
+
+    async def _handle(self, entries: list[Entry]) -> None:
+        """Dispatch a batch in order; acknowledge what succeeded, schedule a retry
+        for what failed, dead-letter what failed too often or can never succeed."""
+        if not entries:
+            return
+        self._link.log.debug("eventbus.redis.consumed", count=len(entries), **self._link.where())
+        seen = await self._already_handled(entries)
+        done: list[str] = []
+        remaining = list(reversed(entries))
+        try:
+            await self._handle_each(remaining, seen, done)
+        except BaseException:
+            self._unacked += done  # handled: acknowledged as soon as the server answers
+            # Still ours, not handled: delivered again after retry_delay.
+            due = time.monotonic() + self._options.retry_delay
+            for entry_id, _, deliveries in remaining:
+                if entry_id not in self._unacked:
+                    self._retries[entry_id] = (due, deliveries)
+            raise
+        if done:
+            await self._ack(done)
+
+    async def _handle_each(
+        self, remaining: list[Entry], seen: set[str], done: list[str]
+    ) -> None:
+        """Handle the entries of ``remaining`` (last first), removing each once it
+        is settled; keep the lease on the others while slow handlers run."""
+        lease_from = time.monotonic()
+        while remaining:
+            if time.monotonic() - lease_from >= self._options.min_idle_ms / 3000:
+                await self._renew_lease(remaining)
+                lease_from = time.monotonic()
+                if not remaining:
+                    return
+            entry_id, fields, deliveries = remaining[-1]
+            settled = await self._handle_one(entry_id, fields, deliveries, seen)
+            remaining.pop()
+            if settled:
+                done.append(entry_id)
+
+    async def _renew_lease(self, remaining: list[Entry]) -> None:
+        """Reset the idle time of entries read but not handled yet, so that no
+        other consumer claims them while earlier ones of their batch run; drop
+        those another consumer claimed already."""
+        ids = [entry_id for entry_id, _, _ in remaining]
+        min_idle_ms = self._options.min_idle_ms // 4
+        owned = {
+            text(entry_id)
+            for entry_id in await self._client.xclaim(
+                self._stream, self._group, self._name, min_idle_ms, ids, justid=True
+            )
+        }
+        remaining[:] = [entry for entry in remaining if entry[0] in owned]
+
+    async def _handle_one(
+        self, entry_id: str, fields: dict[Any, Any] | None, deliveries: int, seen: set[str]
+    ) -> bool:
+        """Settle one entry; True when it is to be acknowledged with the batch."""
+        if fields is None:  # trimmed from the stream while pending: nothing left to run
+            self._log_trimmed([entry_id])
+            return True
+        try:
+            received = decode(fields)
+        except BadEntry as error:
+            await self._bury(entry_id, fields, deliveries, [_error_record(None, error)])
+            return False
+        if self._needs_no_run(received, entry_id, seen):
+            return True
+        if deliveries > self._options.max_deliveries:
+            why = RuntimeError(f"delivered {deliveries - 1} times without being acknowledged "
+                               "(its consumers stopped or crashed meanwhile)")
+            await self._bury(entry_id, fields, deliveries, [_error_record(None, why)])
+            return False
+        report = await self._dispatch(entry_id, fields, deliveries, received)
+        if report is None:
+            return False
+        return await self._settle(entry_id, fields, deliveries, report, seen)
+
+    def _needs_no_run(self, received: Received, entry_id: str, seen: set[str]) -> bool:
+        """An echo of this group's own emission, or an event handled already."""
+        if received.origin and received.origin == self._group:
+            self._link.counts["echoes"] += 1
+            return True
+        event_id = received.event.id
+        if event_id in seen:
+            self._link.counts["duplicates"] += 1
+            self._link.log.info("eventbus.redis.duplicate", event_id=event_id,
+                                entry_id=entry_id, **self._link.where())
+            return True
+        return False
+
+    async def _settle(
+        self,
+        entry_id: str,
+        fields: dict[Any, Any],
+        deliveries: int,
+        report: EmitReport,
+        seen: set[str],
+    ) -> bool:
+        """After a dispatch: acknowledge, retry later, or dead-letter; True when
+        the entry is to be acknowledged with the batch."""
+        event = report.event
+        if report.ok:
+            if self._options.dedup_ms is None:
+                return True
+            await self._ack([entry_id], handled=event.id)
+            seen.add(event.id)
+        elif deliveries >= self._options.max_deliveries:
+            await self._bury(entry_id, fields, deliveries, _errors_of(report))
+        else:
+            self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, deliveries)
+            self._link.counts["retried"] += 1
+            self._link.log.warning("eventbus.redis.retry", event_name=event.name,
+                                   event_id=event.id, entry_id=entry_id, deliveries=deliveries,
+                                   failed=len(report.errors), **self._link.where())
+        return False
+
+    async def _dispatch(
+        self, entry_id: str, fields: dict[Any, Any], deliveries: int, received: Received
+    ) -> EmitReport | None:
+        """Emit a received event locally; None when the bus refused it for good
+        (it is dead-lettered: strict mode, payload check or a loop)."""
+        bus = self._bus
+        self._link.counts["consumed"] += 1
+        try:
+            return await bus._emit_received(received.event, ancestry(bus, received), self._outbox)
+        except BusClosedError:
+            raise
+        except EventBusError as refusal:
+            await self._bury(entry_id, fields, deliveries, [_error_record(None, refusal)])
+            return None
+
+    # ---------------------------------------------------------------- settling
+
+    async def _already_handled(self, entries: list[Entry]) -> set[str]:
+        """Event ids of ``entries`` handled within the dedup window (none without one)."""
+        if self._options.dedup_ms is None:
+            return set()
+        ids: list[str] = []
+        for _, fields, _ in entries:
+            raw_id = fields and (fields.get(b"id") or fields.get("id"))
+            if raw_id:
+                ids.append(text(raw_id))
+        if not ids:
+            return set()
+        values = await self._client.mget([self._seen_key(event_id) for event_id in ids])
+        return {event_id for event_id, value in zip(ids, values, strict=True) if value}
+
+    def _seen_key(self, event_id: str) -> str:
+        return f"{self._stream}:{self._group}:handled:{event_id}"
+
+    async def _ack(self, entry_ids: list[str], *, handled: str | None = None) -> None:
+        """Acknowledge entries (and remember a handled event id for dedup, in the
+        same transaction). Kept for later if the server does not answer."""
+        try:
+            if handled is None:
+                await self._client.xack(self._stream, self._group, *entry_ids)
+            else:
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.set(self._seen_key(handled), 1, px=self._options.dedup_ms)
+                    pipe.xack(self._stream, self._group, *entry_ids)
+                    await pipe.execute()
+        except BaseException:
+            self._unacked += entry_ids
+            raise
+        self._link.counts["acked"] += len(entry_ids)
+        self._link.log.debug("eventbus.redis.acked", count=len(entry_ids), **self._link.where())
+
+    async def _bury(
+        self,
+        entry_id: str,
+        fields: dict[Any, Any],
+        deliveries: int,
+        errors: list[dict[str, str | None]],
+    ) -> None:
+        """Move an entry to the dead-letter stream with its errors, then acknowledge it.
+
+        Two commands, not a transaction: Redis runs the rest of a transaction
+        whose XADD failed, which would acknowledge an entry that is nowhere.
+        """
+        dead = {text(key): text(value) for key, value in fields.items()}
+        dead.update({
+            "entry_id": entry_id,
+            "group": self._group,
+            "consumer": self._name,
+            "deliveries": str(deliveries),
+            "errors": json.dumps(errors, ensure_ascii=False),
+        })
+        await self._client.xadd(self._options.dead_letter, dead)
+        await self._client.xack(self._stream, self._group, entry_id)
+        self._link.counts["dead_lettered"] += 1
+        self._link.log.error("eventbus.redis.dead_lettered", dead_letter=self._options.dead_letter,
+                             entry_id=entry_id, event_name=dead.get("name"),
+                             event_id=dead.get("id"), deliveries=deliveries, errors=errors,
+                             **self._link.where())
+
+    def _log_trimmed(self, entry_ids: list[str]) -> None:
+        self._link.log.error("eventbus.redis.trimmed_while_pending", entry_ids=entry_ids,
+                             **self._link.where())
+
+
+def _entries_of(response: Any) -> list[tuple[Any, dict[Any, Any] | None]]:
+    """The (id, fields) pairs of an XREADGROUP reply, RESP2 or RESP3."""
+    if not response:
+        return []
+    streams = response.values() if isinstance(response, dict) else (s[1] for s in response)
+    entries: list[tuple[Any, dict[Any, Any] | None]] = []
+    for listed in streams:
+        nested = listed and isinstance(listed[0], list) and len(listed) == 1
+        pairs = listed[0] if nested else listed  # RESP3 nests one level deeper
+        entries += [(entry_id, fields or None) for entry_id, fields in pairs]
+    return entries
+
+
+def _error_record(handler: str | None, error: BaseException) -> dict[str, str | None]:
+    return {"handler": handler, "type": type(error).__qualname__, "message": message(error)}
+
+
+def _errors_of(report: EmitReport) -> list[dict[str, str | None]]:
+    return [
+        _error_record(result.handler.name, result.error)
+        for result in report.errors
+        if result.error is not None
+    ]
