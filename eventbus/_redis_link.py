@@ -8,6 +8,7 @@ from typing import Any, Final
 
 try:
     import redis
+    import redis.asyncio
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "eventbus.redis needs the redis client; install the extra: pip install 'eventbus[redis]'",
