@@ -76,6 +76,7 @@ class Consumer:
         """True while waiting for new entries or for the server: nothing in hand."""
         self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, deliveries)
         self._unacked: list[str] = []
+        self._unremembered: list[str] = []  # handled event ids the dedup window still needs
 
     # ---------------------------------------------------------------- the loop
 
@@ -154,7 +155,8 @@ class Consumer:
     async def _ack_leftovers(self) -> None:
         if self._unacked:
             unacked, self._unacked = self._unacked, []
-            await self._ack(unacked)
+            handled, self._unremembered = self._unremembered, []
+            await self._ack(unacked, handled=handled)
 
     # ---------------------------------------------------------------- reading
 
@@ -256,7 +258,7 @@ class Consumer:
             self._unacked += done  # handled: acknowledged as soon as the server answers
             # Still ours, not handled: delivered again after retry_delay.
             due = time.monotonic() + self._options.retry_delay
-            for entry_id, _, deliveries in remaining:
+            for entry_id, _, deliveries in reversed(remaining):  # in stream order
                 if entry_id not in self._unacked:
                     self._retries[entry_id] = (due, deliveries)
             raise
@@ -271,6 +273,10 @@ class Consumer:
         lease_from = time.monotonic()
         while remaining:
             if time.monotonic() - lease_from >= self._options.min_idle_ms / 3000:
+                if done:  # settled: acknowledged now, before another consumer claims them
+                    to_ack = done[:]
+                    done.clear()
+                    await self._ack(to_ack)
                 await self._renew_lease(remaining)
                 lease_from = time.monotonic()
                 if not remaining:
@@ -346,7 +352,7 @@ class Consumer:
         if report.ok:
             if self._options.dedup_ms is None:
                 return True
-            await self._ack([entry_id], handled=event.id)
+            await self._ack([entry_id], handled=[event.id])
             seen.add(event.id)
         elif deliveries >= self._options.max_deliveries:
             await self._bury(entry_id, fields, deliveries, _errors_of(report))
@@ -392,19 +398,21 @@ class Consumer:
     def _seen_key(self, event_id: str) -> str:
         return f"{self._stream}:{self._group}:handled:{event_id}"
 
-    async def _ack(self, entry_ids: list[str], *, handled: str | None = None) -> None:
-        """Acknowledge entries (and remember a handled event id for dedup, in the
-        same transaction). Kept for later if the server does not answer."""
+    async def _ack(self, entry_ids: list[str], *, handled: Sequence[str] = ()) -> None:
+        """Acknowledge entries (and remember the handled event ids for the dedup
+        window, in the same transaction). Kept for later if the server does not answer."""
         try:
-            if handled is None:
+            if not handled:
                 await self._client.xack(self._stream, self._group, *entry_ids)
             else:
                 async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.set(self._seen_key(handled), 1, px=self._options.dedup_ms)
+                    for event_id in handled:
+                        pipe.set(self._seen_key(event_id), 1, px=self._options.dedup_ms)
                     pipe.xack(self._stream, self._group, *entry_ids)
                     await pipe.execute()
         except BaseException:
             self._unacked += entry_ids
+            self._unremembered += handled
             raise
         self._link.counts["acked"] += len(entry_ids)
         self._link.log.debug("eventbus.redis.acked", count=len(entry_ids), **self._link.where())
