@@ -10,112 +10,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import structlog
 from redis.asyncio import Redis
 
 from eventbus import Event, EventBus, ReentrancyError
 from eventbus.redis import RedisBridge
-
-STREAM = "events"
-DEAD = f"{STREAM}:dead"
-WAIT = 5.0  # guard for every wait: a test that hangs fails instead
-
+from redis_bridge.bridge_helpers import (
+    DEAD,
+    STREAM,
+    WAIT,
+    Watch,
+    consumer,
+    create_group,
+    entry,
+    ids,
+    pending,
+    stream_entries,
+    watch_fixture,  # noqa: F401 - the fixture `watch`
+)
 
 # ---------------------------------------------------------------- helpers
-
-
-class Watch:
-    """Everything logged during the test (it is the structlog processor) and every event the
-    test's handlers saw; ``until`` waits until a condition on them holds."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self.handled: list[Event] = []
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-
-    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
-        self.entries.append({**event_dict, "log_level": method})
-        self.changed()
-        raise structlog.DropEvent
-
-    def record(self, event: Event) -> None:
-        """A handler: keeps the event."""
-        self.handled.append(event)
-        self.changed()
-
-    def changed(self) -> None:
-        for check, waiter in self._waiters:
-            if not waiter.done() and check():
-                waiter.set_result(None)
-
-    async def until(self, check: Callable[[], bool]) -> None:
-        if check():
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((check, waiter))
-        try:
-            await asyncio.wait_for(waiter, WAIT)
-        finally:
-            self._waiters.remove((check, waiter))
-
-    def logged(self, message: str, **matching: Any) -> list[dict[str, Any]]:
-        return [
-            entry for entry in self.entries
-            if entry["event"] == message
-            and all(entry.get(key) == value for key, value in matching.items())
-        ]
-
-    def acked(self, group: str = "g") -> int:
-        return sum(entry["count"] for entry in self.logged("eventbus.redis.acked", group=group))
-
-    def dead_lettered(self) -> int:
-        return len(self.logged("eventbus.redis.dead_lettered"))
-
-
-@pytest.fixture
-def watch() -> Watch:
-    watcher = Watch()
-    structlog.configure(processors=[watcher])  # tests/conftest.py resets structlog afterwards
-    return watcher
-
-
-async def create_group(client: Redis, group: str = "g") -> None:
-    """The group, at the end of the (empty) stream: what a bridge started earlier would do."""
-    await client.xgroup_create(STREAM, group, id="$", mkstream=True)
-
-
-def consumer(bus: EventBus, client: Redis, **options: Any) -> RedisBridge:
-    """A consumer bridge of group "g", quick to notice new entries."""
-    settings: dict[str, Any] = {
-        "stream": STREAM, "group": "g", "consumer": "c1", "block": 0.05, "retry_delay": 0.05,
-    }
-    settings.update(options)
-    return RedisBridge(bus, client, **settings)
-
-
-def entry(name: str = "order.placed", **fields: str) -> dict[str, str]:
-    """The fields of a hand-made stream entry in the bridge's format ("v" 1)."""
-    made = {"v": "1", "name": name, "id": "remote-1", "depth": "0", "ts": "1700000000.25",
-            "payload": '{"total": 12}'}
-    made.update(fields)
-    return made
-
-
-def text_fields(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {key.decode(): value.decode() for key, value in raw.items()}
-
-
-async def stream_entries(client: Redis, stream: str = STREAM) -> list[dict[str, str]]:
-    return [text_fields(fields) for _, fields in await client.xrange(stream)]
-
-
-async def pending(client: Redis, group: str = "g") -> int:
-    summary = await client.xpending(STREAM, group)
-    return int(summary["pending"])
 
 
 @contextlib.asynccontextmanager
@@ -308,7 +225,7 @@ async def test_entry_whose_origin_is_the_consumers_group_is_acked_without_dispat
         await watch.until(lambda: watch.acked() == 2)
         stats = await bridge.stats()
 
-    assert [event.id for event in watch.handled] == ["theirs"]
+    assert ids(watch.handled) == ["theirs"]
     assert stats.echoes == 1
     assert stats.consumed == 1
     assert stats.acked == 2
@@ -354,7 +271,7 @@ async def test_bridge_of_another_group_receives_the_emissions_of_a_group(
         await watch.until(lambda: len(watch.handled) == 1)
         await watch.until(lambda: watch.acked("g") == 1)  # g's own copy: an echo
 
-    assert [event.id for event in watch.handled] == [report.event.id]
+    assert ids(watch.handled) == [report.event.id]
     assert runs_on_g == [report.event.id]
 
 
@@ -453,7 +370,7 @@ async def test_entry_deeper_than_max_depth_is_dead_lettered_and_one_at_max_depth
 
     [dead] = await stream_entries(redis_client, DEAD)
     assert dead["id"] == "too-deep"
-    assert [event.id for event in watch.handled] == ["deep-enough"]
+    assert ids(watch.handled) == ["deep-enough"]
 
 
 async def test_loop_through_two_processes_is_refused_where_it_closes(
@@ -571,7 +488,7 @@ async def test_new_group_starting_at_0_reads_the_entries_added_before_it_existed
     async with consumer(bus, redis_client, start_at="0"):
         await watch.until(lambda: watch.acked() == 2)
 
-    assert [event.id for event in watch.handled] == ["old-1", "old-2"]
+    assert ids(watch.handled) == ["old-1", "old-2"]
 
 
 async def test_new_group_starting_at_dollar_by_default_skips_the_entries_added_before_it_existed(
@@ -585,4 +502,4 @@ async def test_new_group_starting_at_dollar_by_default_skips_the_entries_added_b
         await redis_client.xadd(STREAM, entry(id="new-1"))
         await watch.until(lambda: watch.acked() == 1)
 
-    assert [event.id for event in watch.handled] == ["new-1"]
+    assert ids(watch.handled) == ["new-1"]

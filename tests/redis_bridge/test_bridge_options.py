@@ -4,7 +4,6 @@ ValueError naming the option, before the bridge touches the bus or the server.""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 import os
@@ -21,8 +20,8 @@ from redis.asyncio import Redis
 
 from eventbus import EventBus, UnknownEventError
 from eventbus.redis import BridgeStats, RedisBridge
+from redis_bridge.bridge_helpers import flush
 
-GUARD = 5.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -393,7 +392,7 @@ async def test_stats_count_forwarded_entries(bus: EventBus, redis_client: Redis)
         for n in range(3):
             await bus.emit("order.placed", n=n)
         await bus.emit("invoice.paid")
-        await asyncio.wait_for(bridge.flush(), GUARD)
+        await flush(bridge)
 
         stats = await bridge.stats()
 
@@ -411,7 +410,7 @@ async def test_stats_outbox_counts_entries_waiting_to_be_sent(
         stats = await bridge.stats()
 
         assert (stats.outbox, stats.forwarded) == (4, 0)
-        await asyncio.wait_for(bridge.flush(), GUARD)
+        await flush(bridge)
 
 
 async def test_stats_of_a_bridge_without_group_have_no_pending_or_lag(
@@ -419,7 +418,7 @@ async def test_stats_of_a_bridge_without_group_have_no_pending_or_lag(
 ) -> None:
     async with make(bus, redis_client) as bridge:
         await bus.emit("order.placed")
-        await asyncio.wait_for(bridge.flush(), GUARD)
+        await flush(bridge)
 
         stats = await bridge.stats()
 

@@ -21,25 +21,16 @@ from redis.asyncio import Redis
 from eventbus import Event, EventBus, EventBusError, PayloadError
 from eventbus._entries import encode
 from eventbus.redis import RedisBridge
-
-GUARD = 5.0
-"""Seconds after which a wait is a failure, not a slow machine."""
+from redis_bridge.bridge_helpers import WAIT, flush, stream_entries
 
 
 async def read_stream(client: Redis, stream: str = "eventbus") -> list[dict[str, str]]:
-    """Every entry of ``stream``, oldest first, as text fields."""
-    return [
-        {key.decode(): value.decode() for key, value in fields.items()}
-        for _, fields in await client.xrange(stream)
-    ]
+    """Every entry of ``stream`` (the bridge's default one unless told), oldest first."""
+    return await stream_entries(client, stream)
 
 
 async def names_in(client: Redis, stream: str = "eventbus") -> list[str]:
     return [fields["name"] for fields in await read_stream(client, stream)]
-
-
-async def flush(bridge: RedisBridge) -> None:
-    await asyncio.wait_for(bridge.flush(), GUARD)
 
 
 @pytest.fixture
@@ -145,7 +136,7 @@ async def test_a_nested_published_emission_carries_its_parent_and_chain(
 
     async with RedisBridge(bus, redis_client, forward=["mail.queued"]) as bridge:
         report = await bus.emit("order.placed")
-        await asyncio.wait_for(bus.drain(), GUARD)
+        await asyncio.wait_for(bus.drain(), WAIT)
         await flush(bridge)
 
     (mail,) = await read_stream(redis_client)
@@ -308,7 +299,7 @@ async def test_emit_sync_from_other_threads_concurrently_forwards_all_in_each_th
 
     def emitter(thread: int) -> None:
         try:
-            start.wait(GUARD)
+            start.wait(WAIT)
             for n in range(per_thread):
                 bus.emit_sync("tick", thread=thread, n=n)
         except BaseException as error:
@@ -319,7 +310,7 @@ async def test_emit_sync_from_other_threads_concurrently_forwards_all_in_each_th
         for thread in threads:
             thread.start()
         for thread in threads:
-            await asyncio.to_thread(thread.join, GUARD)
+            await asyncio.to_thread(thread.join, WAIT)
         assert not any(thread.is_alive() for thread in threads)
         assert failures == []
         await flush(bridge)
@@ -338,7 +329,7 @@ async def test_emit_sync_from_another_thread_wakes_an_idle_writer(
         await flush(bridge)  # the writer is now waiting for work
         thread = threading.Thread(target=bus.emit_sync, args=("tick",), kwargs={"n": 1})
         thread.start()
-        await asyncio.to_thread(thread.join, GUARD)
+        await asyncio.to_thread(thread.join, WAIT)
         assert not thread.is_alive()
         await flush(bridge)
 
@@ -456,7 +447,7 @@ async def test_publish_refuses_a_payload_json_cannot_carry_when_called(
     async with RedisBridge(bus, redis_client, forward=["order.placed"]):
         with pytest.raises(PayloadError, match="'tags'"):
             bus.publish("order.placed", tags={"x"})
-        await asyncio.wait_for(bus.drain(), GUARD)
+        await asyncio.wait_for(bus.drain(), WAIT)
 
 
 async def emit_with(bus: EventBus, how: str, name: str, /, **payload: Any) -> None:
@@ -466,7 +457,7 @@ async def emit_with(bus: EventBus, how: str, name: str, /, **payload: Any) -> No
     elif how == "emit_sync":
         bus.emit_sync(name, **payload)
     else:
-        await asyncio.wait_for(bus.publish(name, **payload), GUARD)
+        await asyncio.wait_for(bus.publish(name, **payload), WAIT)
 
 
 @pytest.mark.parametrize("how", ["emit", "emit_sync", "publish"])
@@ -479,7 +470,7 @@ async def test_a_refused_payload_runs_no_handler(
     async with RedisBridge(bus, redis_client, forward=["order.placed"]):
         with pytest.raises(PayloadError):
             await emit_with(bus, how, "order.placed", price=math.nan)
-        await asyncio.wait_for(bus.drain(), GUARD)
+        await asyncio.wait_for(bus.drain(), WAIT)
 
     assert ran == []
 
@@ -673,7 +664,7 @@ async def test_flush_on_a_bridge_never_started_returns(
 ) -> None:
     bridge = RedisBridge(bus, redis_client, forward=["order.placed"])
 
-    await asyncio.wait_for(bridge.flush(), GUARD)
+    await asyncio.wait_for(bridge.flush(), WAIT)
 
     assert not bridge.running
 
@@ -701,7 +692,7 @@ async def test_concurrent_flushes_all_return_once_their_entries_are_sent(
         for n in range(1, 40):
             bus.emit_sync("tick", n=n)
         late = asyncio.ensure_future(bridge.flush())
-        await asyncio.wait_for(asyncio.gather(early, late), GUARD)
+        await asyncio.wait_for(asyncio.gather(early, late), WAIT)
 
         assert await redis_client.xlen("eventbus") == 40
 
@@ -717,7 +708,7 @@ async def test_a_flush_waiting_when_the_bridge_stops_returns_once_everything_is_
 
     await bridge.stop()
 
-    await asyncio.wait_for(flushing, GUARD)
+    await asyncio.wait_for(flushing, WAIT)
     assert await redis_client.xlen("eventbus") == 9
 
 
@@ -732,7 +723,7 @@ async def test_a_flush_waiting_when_stop_gives_up_raises_runtime_error(
     await bridge.stop(timeout=0.05)  # the server cannot be reached: the entry stays queued
 
     with pytest.raises(RuntimeError, match="not running"):
-        await asyncio.wait_for(flushing, GUARD)
+        await asyncio.wait_for(flushing, WAIT)
 
 
 async def test_flush_on_a_stopped_bridge_with_queued_entries_raises_runtime_error(
@@ -948,7 +939,7 @@ async def test_no_log_entry_ever_holds_the_payload(redis_client: Redis) -> None:
             with pytest.raises(PayloadError):
                 await bus.emit("member.created", email=secret, when=datetime.date(2024, 1, 1))
             await flush(sender)
-            await asyncio.wait_for(handled_over_there.wait(), GUARD)
+            await asyncio.wait_for(handled_over_there.wait(), WAIT)
 
     assert any(log["event"] == "eventbus.redis.forwarded" for log in logs)
     assert any(log["event"] == "eventbus.handler_failed" for log in logs)

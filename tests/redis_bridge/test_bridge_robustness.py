@@ -11,141 +11,32 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import redis
-import structlog
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
+from redis_bridge.bridge_helpers import (
+    DEAD,
+    STREAM,
+    WAIT,
+    ClientFactory,
+    Watch,
+    add,
+    consumer,
+    create_group,
+    failing,
+    ids,
+    new_client_fixture,  # noqa: F401 - the fixture `new_client`
+    pending_ids,
+    watch_fixture,  # noqa: F401 - the fixture `watch`
+)
 from redis_bridge.server import RedisServer
 
-STREAM = "events"
-DEAD = f"{STREAM}:dead"
-WAIT = 5.0  # guard for every wait: a test that hangs fails instead
-
-
 # ---------------------------------------------------------------- helpers
-
-
-class Watch:
-    """Everything logged during the test (it is the structlog processor) and every event the
-    test's handlers saw; ``until`` waits until a condition on them holds."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self.handled: list[Event] = []
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-
-    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
-        self.entries.append({**event_dict, "log_level": method})
-        self.changed()
-        raise structlog.DropEvent
-
-    def record(self, event: Event) -> None:
-        """A handler: keeps the event."""
-        self.handled.append(event)
-        self.changed()
-
-    def changed(self) -> None:
-        for check, waiter in self._waiters:
-            if not waiter.done() and check():
-                waiter.set_result(None)
-
-    async def until(self, check: Callable[[], bool]) -> None:
-        if check():
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((check, waiter))
-        try:
-            await asyncio.wait_for(waiter, WAIT)
-        finally:
-            self._waiters.remove((check, waiter))
-
-    def logged(self, message: str, **matching: Any) -> list[dict[str, Any]]:
-        return [
-            entry for entry in self.entries
-            if entry["event"] == message
-            and all(entry.get(key) == value for key, value in matching.items())
-        ]
-
-    def acked(self, group: str = "g") -> int:
-        return sum(entry["count"] for entry in self.logged("eventbus.redis.acked", group=group))
-
-
-@pytest.fixture
-def watch() -> Watch:
-    watcher = Watch()
-    structlog.configure(processors=[watcher])  # tests/conftest.py resets structlog afterwards
-    return watcher
-
-
-@pytest_asyncio.fixture
-async def failing_fast_client(own_redis_server: RedisServer) -> AsyncIterator[Redis]:
-    """A client of the private server that fails at once while it is down (no retries,
-    0.5 s to connect), closed after the test."""
-    client = Redis.from_url(
-        own_redis_server.url, socket_connect_timeout=0.5, socket_timeout=2.0,
-        retry=Retry(NoBackoff(), 0),
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-async def create_group(client: Redis, group: str = "g") -> None:
-    """The group, at the end of the (empty) stream: what a bridge started earlier would do."""
-    await client.xgroup_create(STREAM, group, id="$", mkstream=True)
-
-
-def consumer(bus: EventBus, client: Redis, **options: Any) -> RedisBridge:
-    """A consumer bridge of group "g", quick to notice new entries."""
-    settings: dict[str, Any] = {
-        "stream": STREAM, "group": "g", "consumer": "c1", "block": 0.05, "retry_delay": 0.05,
-    }
-    settings.update(options)
-    return RedisBridge(bus, client, **settings)
-
-
-def entry(name: str = "order.placed", **fields: str) -> dict[str, str]:
-    """The fields of a hand-made stream entry in the bridge's format ("v" 1)."""
-    made = {"v": "1", "name": name, "id": "remote-1", "depth": "0", "ts": "1700000000.25",
-            "payload": '{"total": 12}'}
-    made.update(fields)
-    return made
-
-
-async def add(client: Redis, *event_ids: str) -> list[str]:
-    """Hand-made entries, one per event id; their entry ids."""
-    return [(await client.xadd(STREAM, entry(id=event_id))).decode() for event_id in event_ids]
-
-
-async def pending_ids(client: Redis) -> list[str]:
-    """The entry ids pending in group "g"."""
-    found = await client.xpending_range(STREAM, "g", min="-", max="+", count=100)
-    return [item["message_id"].decode() for item in found]
-
-
-def ids(events: list[Event]) -> list[str]:
-    return [event.id for event in events]
-
-
-def failing(runs: list[str], failures: int | None = None) -> Callable[[Event], None]:
-    """A handler that fails its first ``failures`` runs (always, with None)."""
-
-    def handle(event: Event) -> None:
-        runs.append(event.id)
-        if failures is None or len(runs) <= failures:
-            raise ValueError(f"cannot handle {event.id} (run {len(runs)})")
-
-    return handle
 
 
 def fail_first_transaction(
@@ -344,12 +235,12 @@ async def test_stop_timing_out_on_a_hanging_handler_still_acknowledges_the_earli
 
 
 async def test_writer_keeps_backing_off_while_stopping_with_the_server_down(
-    failing_fast_client: Redis,
+    new_client: ClientFactory,
     own_redis_server: RedisServer,
     watch: Watch,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client = failing_fast_client
+    client = new_client()
     attempts = 0
     original = client.pipeline
 

@@ -11,47 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from structlog.testing import capture_logs
 
 from eventbus import Event, EventBus
 from eventbus.redis import BridgeStats, RedisBridge
+from redis_bridge.bridge_helpers import (
+    ClientFactory,
+    new_client_fixture,  # noqa: F401 - the fixture `new_client`
+    pending_entries,
+)
+from redis_bridge.bridge_helpers import consumer as quick_consumer
 from redis_bridge.server import RedisServer
 
 STREAM = "jobs"
 GROUP = "workers"
 TIMEOUT = 10.0
 OUTAGE_LOGS = ("eventbus.redis.connection_lost", "eventbus.redis.reconnected")
-
-ClientFactory = Callable[[], Redis]
-
-
-@pytest_asyncio.fixture
-async def new_client(own_redis_server: RedisServer) -> AsyncIterator[ClientFactory]:
-    """Makes clients of the private server that fail at once while it is down (no retries,
-    0.5 s to connect); all closed after the test."""
-    clients: list[Redis] = []
-
-    def make() -> Redis:
-        client = Redis.from_url(
-            own_redis_server.url,
-            socket_connect_timeout=0.5,
-            socket_timeout=2.0,
-            retry=Retry(NoBackoff(), 0),
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 async def stats_when(
@@ -94,10 +74,7 @@ async def produce(client: Redis, *seqs: int) -> list[str]:
 def consumer(bus: EventBus, client: Redis) -> RedisBridge:
     """A consumer bridge that reads the whole stream and claims idle entries quickly: an
     acknowledgement the bridge lost would show up as the entry being handled again."""
-    return RedisBridge(
-        bus, client, stream=STREAM, group=GROUP, consumer="c1", start_at="0",
-        block=0.05, min_idle=0.2, retry_delay=0.05,
-    )
+    return quick_consumer(bus, client, stream=STREAM, group=GROUP, start_at="0", min_idle=0.2)
 
 
 def outage_logs(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str]]:
@@ -106,9 +83,7 @@ def outage_logs(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str]]:
 
 async def pending_of(client: Redis) -> list[tuple[str, int]]:
     """(consumer, times delivered) of each entry the group has not acknowledged."""
-    # redis-py declares reply types that fit no actual reply: Any.
-    entries: Any = await client.xpending_range(STREAM, GROUP, min="-", max="+", count=100)
-    return [(entry["consumer"].decode(), entry["times_delivered"]) for entry in entries]
+    return [(name, times) for _, name, times in await pending_entries(client, STREAM, GROUP)]
 
 
 # ------------------------------------------------------------------ producer side
