@@ -1,7 +1,7 @@
 """Fixtures for the Redis bridge tests: a real redis-server, a clean database, a client.
 
-This directory has no ``__init__.py`` on purpose: it would make ``tests/redis`` a
-package named ``redis`` that shadows redis-py (pytest puts ``tests/`` on ``sys.path``).
+The directory is the package ``redis_bridge``, not ``redis``: pytest puts ``tests/`` on
+``sys.path``, where a package named ``redis`` would shadow redis-py.
 """
 
 from __future__ import annotations
