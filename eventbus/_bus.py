@@ -688,8 +688,12 @@ class EventBus:
                 check_payload(name, route.payload_check, event.payload)
             self._refuse_if_looping(route, event.depth, ancestors)
             taps = tuple(tap for tap in route.taps if tap is not skip)
-            if taps:
-                self._show_taps(taps, event)
+            if taps:  # a tap may ask for the chain: the remote one, here
+                token = current_frame.set(ancestors)
+                try:
+                    self._show_taps(taps, event)
+                finally:
+                    current_frame.reset(token)
             return await self._deliver(route, event, ancestors)
         finally:
             self._finish_one()

@@ -143,7 +143,7 @@ def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
         ancestors = tuple(check_name(n) for n in fields.get("chain", "").split())
     except KeyError as missing:
         raise BadEntry(f"entry has no {missing.args[0]!r} field") from None
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RecursionError) as error:  # deep JSON: RecursionError
         raise BadEntry(f"entry is malformed: {error}") from None
     if not event_id or depth < 0 or type(payload) is not dict:
         raise BadEntry("entry has an empty id, a negative depth or a payload that is no object")

@@ -4,9 +4,9 @@ succeeded.
 
 Where an entry can be, for this consumer: read (in hand, being dispatched),
 failed (pending, waiting in ``_retries`` for its next delivery), done but not
-yet acknowledged (``_unacked``, when the server went away), or gone. Entries
-it holds but lost track of (a batch cut short by an error) are taken back
-from the server's list of its pending entries.
+yet acknowledged (``_unacked``, when the server went away), or gone. While a
+batch runs, a lease task renews this consumer's hold on every entry it still
+owns, so only a consumer that stopped answering has its entries claimed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._entries import BadEntry, Received, ancestry, decode, text
 from ._errors import BusClosedError, EventBusError
-from ._redis_link import Link, message, redis
+from ._redis_link import DOWN, Link, describe, message, redis
 from ._report import EmitReport
 from ._taps import Tap
 
@@ -31,9 +31,8 @@ __all__ = ["Consumer", "Options"]
 Entry = tuple[str, dict[Any, Any] | None, int]
 """(entry id, raw fields or None when the entry was trimmed, delivery count)."""
 
-_STILL_OURS: Final = 0.9
-"""A failed entry is claimed back for its retry only if it sat idle for this share
-of ``retry_delay``: one another consumer claimed meanwhile has been idle less."""
+_LEASE_SHARE: Final = 3
+"""The lease on held entries is renewed every ``min_idle / _LEASE_SHARE``."""
 
 
 class Options:
@@ -74,7 +73,7 @@ class Consumer:
         self.group_ready = False
         self.idle = False
         """True while waiting for new entries or for the server: nothing in hand."""
-        self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, deliveries)
+        self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, attempts)
         self._unacked: list[str] = []
         self._unremembered: list[str] = []  # handled event ids the dedup window still needs
 
@@ -108,7 +107,7 @@ class Consumer:
                     await self._handle(await self._claim_abandoned())
                     next_claim = now + self._options.min_idle_ms / 2000
                 wait = next_claim - now
-                if self._retries:
+                if self._retries and not stopping.is_set():
                     next_retry = min(due for due, _ in self._retries.values())
                     if next_retry <= now:
                         await self._handle(await self._claim_retries(now))
@@ -149,6 +148,11 @@ class Consumer:
         try:
             await self._ack_leftovers()
         except Exception:
+            self.report_unacked()
+
+    def report_unacked(self) -> None:
+        """Log the entries that succeeded but could not be acknowledged."""
+        if self._unacked:
             self._link.log.warning("eventbus.redis.not_acked", count=len(self._unacked),
                                    **self._link.where())
 
@@ -181,8 +185,9 @@ class Consumer:
         read = [(text(entry_id), fields) for entry_id, fields in _entries_of(response)]
         if not read:
             return [], None
-        fresh = [(entry_id, fields) for entry_id, fields in read if entry_id not in self._retries]
-        return await self._with_deliveries(fresh), read[-1][0]
+        for entry_id, _ in read:
+            self._retries.pop(entry_id, None)  # reading it delivered it again: handled now
+        return await self._with_deliveries(read), read[-1][0]
 
     async def _claim_abandoned(self) -> list[Entry]:
         """Entries pending for longer than ``min_idle`` (their consumer crashed or stalled)."""
@@ -207,38 +212,43 @@ class Consumer:
         return await self._with_deliveries(claimed)
 
     async def _claim_retries(self, now: float) -> list[Entry]:
-        """Failed entries due for another delivery, claimed back by this consumer
-        (unless another consumer took them meanwhile)."""
+        """Failed entries due for another delivery that this consumer still owns,
+        claimed again (which counts the delivery)."""
         due = [entry_id for entry_id, (at, _) in self._retries.items() if at <= now]
         due = due[: self._options.batch]
-        min_idle_ms = round(self._options.retry_delay * 1000 * _STILL_OURS)
-        response = await self._client.xclaim(
-            self._stream, self._group, self._name, min_idle_ms, due
-        )
-        claimed = {text(entry_id): fields for entry_id, fields in response}
+        attempts = {entry_id: self._retries.pop(entry_id)[1] for entry_id in due}
+        mine = await self._mine(due)
         entries: list[Entry] = []
         for entry_id in due:
-            _, deliveries = self._retries.pop(entry_id)
-            if entry_id in claimed:
-                entries.append((entry_id, claimed[entry_id], deliveries + 1))
+            if entry_id not in mine:
+                continue  # another consumer claimed it meanwhile
+            deliveries = attempts[entry_id] + 1
+            response = await self._client.xclaim(
+                self._stream, self._group, self._name, 0, [entry_id], retrycount=deliveries
+            )
+            entries += [(text(claimed), fields, deliveries) for claimed, fields in response]
         return entries
+
+    async def _mine(self, entry_ids: Sequence[str]) -> dict[str, int]:
+        """Which of ``entry_ids`` are pending at this consumer, with their delivery counts."""
+        if not entry_ids:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xpending_range(self._stream, self._group, min=entry_id, max=entry_id,
+                                    count=1, consumername=self._name)
+            replies = await pipe.execute()
+        return {
+            text(item["message_id"]): int(item["times_delivered"])
+            for reply in replies
+            for item in reply
+        }
 
     async def _with_deliveries(
         self, read: Sequence[tuple[str, dict[Any, Any] | None]]
     ) -> list[Entry]:
         """Attach each entry's delivery count, as the server keeps it."""
-        if not read:
-            return []
-        async with self._client.pipeline(transaction=False) as pipe:
-            for entry_id, _ in read:
-                pipe.xpending_range(self._stream, self._group, min=entry_id, max=entry_id,
-                                    count=1, consumername=self._name)
-            replies = await pipe.execute()
-        counts = {
-            text(item["message_id"]): int(item["times_delivered"])
-            for reply in replies
-            for item in reply
-        }
+        counts = await self._mine([entry_id for entry_id, _ in read])
         return [(entry_id, fields, counts.get(entry_id, 1)) for entry_id, fields in read]
 
     # ---------------------------------------------------------------- dispatching
@@ -251,55 +261,72 @@ class Consumer:
         self._link.log.debug("eventbus.redis.consumed", count=len(entries), **self._link.where())
         seen = await self._already_handled(entries)
         done: list[str] = []
-        remaining = list(reversed(entries))
+        remaining = list(reversed(entries))  # popped from the end as each is settled
+        lost: set[str] = set()
+        lease = asyncio.create_task(self._keep_lease(remaining, done, lost))
         try:
-            await self._handle_each(remaining, seen, done)
+            await self._handle_each(remaining, seen, done, lost)
         except BaseException:
             self._unacked += done  # handled: acknowledged as soon as the server answers
-            # Still ours, not handled: delivered again after retry_delay.
+            # Not handled yet (dedup acks that failed are in _unacked already): delivered
+            # again after retry_delay, as the same attempt, in stream order.
             due = time.monotonic() + self._options.retry_delay
-            for entry_id, _, deliveries in reversed(remaining):  # in stream order
-                if entry_id not in self._unacked:
-                    self._retries[entry_id] = (due, deliveries)
+            for entry_id, _, deliveries in reversed(remaining):
+                if entry_id not in self._unacked and entry_id not in lost:
+                    self._retries[entry_id] = (due, deliveries - 1)
             raise
+        finally:
+            lease.cancel()
         if done:
             await self._ack(done)
 
     async def _handle_each(
-        self, remaining: list[Entry], seen: set[str], done: list[str]
+        self, remaining: list[Entry], seen: set[str], done: list[str], lost: set[str]
     ) -> None:
-        """Handle the entries of ``remaining`` (last first), removing each once it
-        is settled; keep the lease on the others while slow handlers run."""
-        lease_from = time.monotonic()
+        """Settle the entries of ``remaining`` (last first), popping each; append
+        to ``done`` those to acknowledge; skip those in ``lost`` (claimed by another
+        consumer). An unexpected error of one entry is that entry's failure."""
         while remaining:
-            if time.monotonic() - lease_from >= self._options.min_idle_ms / 3000:
-                if done:  # settled: acknowledged now, before another consumer claims them
-                    to_ack = done[:]
-                    done.clear()
-                    await self._ack(to_ack)
-                await self._renew_lease(remaining)
-                lease_from = time.monotonic()
-                if not remaining:
-                    return
             entry_id, fields, deliveries = remaining[-1]
-            settled = await self._handle_one(entry_id, fields, deliveries, seen)
+            if entry_id in lost:
+                remaining.pop()
+                continue
+            try:
+                settled = await self._handle_one(entry_id, fields, deliveries, seen)
+            except (BusClosedError, *DOWN):
+                raise
+            except Exception as error:
+                settled = False
+                await self._failed(entry_id, fields, deliveries, [_error_record(None, error)])
             remaining.pop()
             if settled:
                 done.append(entry_id)
 
-    async def _renew_lease(self, remaining: list[Entry]) -> None:
-        """Reset the idle time of entries read but not handled yet, so that no
-        other consumer claims them while earlier ones of their batch run; drop
-        those another consumer claimed already."""
-        ids = [entry_id for entry_id, _, _ in remaining]
-        min_idle_ms = self._options.min_idle_ms // 4
-        owned = {
-            text(entry_id)
-            for entry_id in await self._client.xclaim(
-                self._stream, self._group, self._name, min_idle_ms, ids, justid=True
-            )
-        }
-        remaining[:] = [entry for entry in remaining if entry[0] in owned]
+    async def _keep_lease(self, remaining: list[Entry], done: list[str], lost: set[str]) -> None:
+        """While a batch runs: every min_idle/3, acknowledge what it settled and
+        reset the idle time of every entry this consumer still owns (the rest of
+        the batch, failed ones waiting for a retry), so that no live consumer
+        loses them; note in ``lost`` those another consumer claimed."""
+        period = self._options.min_idle_ms / 1000 / _LEASE_SHARE
+        while True:
+            await asyncio.sleep(period)
+            try:
+                if done:
+                    settled = done[:]
+                    done.clear()
+                    await self._ack(settled)
+                held = [entry_id for entry_id, _, _ in remaining] + list(self._retries)
+                mine = await self._mine(held)
+                lost.update(entry_id for entry_id in held if entry_id not in mine)
+                for entry_id in lost:
+                    self._retries.pop(entry_id, None)
+                if mine:
+                    await self._client.xclaim(
+                        self._stream, self._group, self._name, 0, list(mine), justid=True
+                    )
+            except Exception as error:  # the batch itself meets the same trouble
+                self._link.log.debug("eventbus.redis.lease_failed", error=describe(error),
+                                     **self._link.where())
 
     async def _handle_one(
         self, entry_id: str, fields: dict[Any, Any] | None, deliveries: int, seen: set[str]
@@ -308,6 +335,11 @@ class Consumer:
         if fields is None:  # trimmed from the stream while pending: nothing left to run
             self._log_trimmed([entry_id])
             return True
+        if deliveries > self._options.max_deliveries:
+            why = RuntimeError(f"delivered {deliveries - 1} times without being acknowledged "
+                               "(its consumers stopped or crashed meanwhile)")
+            await self._bury(entry_id, fields, deliveries, [_error_record(None, why)])
+            return False
         try:
             received = decode(fields)
         except BadEntry as error:
@@ -315,11 +347,6 @@ class Consumer:
             return False
         if self._needs_no_run(received, entry_id, seen):
             return True
-        if deliveries > self._options.max_deliveries:
-            why = RuntimeError(f"delivered {deliveries - 1} times without being acknowledged "
-                               "(its consumers stopped or crashed meanwhile)")
-            await self._bury(entry_id, fields, deliveries, [_error_record(None, why)])
-            return False
         report = await self._dispatch(entry_id, fields, deliveries, received)
         if report is None:
             return False
@@ -349,20 +376,34 @@ class Consumer:
         """After a dispatch: acknowledge, retry later, or dead-letter; True when
         the entry is to be acknowledged with the batch."""
         event = report.event
-        if report.ok:
-            if self._options.dedup_ms is None:
-                return True
-            await self._ack([entry_id], handled=[event.id])
-            seen.add(event.id)
-        elif deliveries >= self._options.max_deliveries:
-            await self._bury(entry_id, fields, deliveries, _errors_of(report))
-        else:
-            self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, deliveries)
-            self._link.counts["retried"] += 1
-            self._link.log.warning("eventbus.redis.retry", event_name=event.name,
-                                   event_id=event.id, entry_id=entry_id, deliveries=deliveries,
-                                   failed=len(report.errors), **self._link.where())
+        if not report.ok:
+            await self._failed(entry_id, fields, deliveries, _errors_of(report))
+            return False
+        if self._options.dedup_ms is None:
+            return True
+        await self._ack([entry_id], handled=[event.id])
+        seen.add(event.id)
         return False
+
+    async def _failed(
+        self,
+        entry_id: str,
+        fields: dict[Any, Any] | None,
+        deliveries: int,
+        errors: list[dict[str, str | None]],
+    ) -> None:
+        """A delivery failed: dead-letter the entry after ``max_deliveries``, else
+        leave it pending for another delivery after ``retry_delay``."""
+        if fields is not None and deliveries >= self._options.max_deliveries:
+            await self._bury(entry_id, fields, deliveries, errors)
+            return
+        self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, deliveries)
+        self._link.counts["retried"] += 1
+        self._link.log.warning(
+            "eventbus.redis.retry", event_name=_field(fields, "name"),
+            event_id=_field(fields, "id"), entry_id=entry_id, deliveries=deliveries,
+            errors=errors, **self._link.where(),
+        )
 
     async def _dispatch(
         self, entry_id: str, fields: dict[Any, Any], deliveries: int, received: Received
@@ -385,11 +426,7 @@ class Consumer:
         """Event ids of ``entries`` handled within the dedup window (none without one)."""
         if self._options.dedup_ms is None:
             return set()
-        ids: list[str] = []
-        for _, fields, _ in entries:
-            raw_id = fields and (fields.get(b"id") or fields.get("id"))
-            if raw_id:
-                ids.append(text(raw_id))
+        ids = [event_id for _, fields, _ in entries if (event_id := _field(fields, "id"))]
         if not ids:
             return set()
         values = await self._client.mget([self._seen_key(event_id) for event_id in ids])
@@ -438,7 +475,11 @@ class Consumer:
             "errors": json.dumps(errors, ensure_ascii=False),
         })
         await self._client.xadd(self._options.dead_letter, dead)
-        await self._client.xack(self._stream, self._group, entry_id)
+        try:
+            await self._client.xack(self._stream, self._group, entry_id)
+        except BaseException:
+            self._unacked.append(entry_id)  # dead-lettered already: only the ack is left
+            raise
         self._link.counts["dead_lettered"] += 1
         self._link.log.error("eventbus.redis.dead_lettered", dead_letter=self._options.dead_letter,
                              entry_id=entry_id, event_name=dead.get("name"),
@@ -461,6 +502,14 @@ def _entries_of(response: Any) -> list[tuple[Any, dict[Any, Any] | None]]:
         pairs = listed[0] if nested else listed  # RESP3 nests one level deeper
         entries += [(entry_id, fields or None) for entry_id, fields in pairs]
     return entries
+
+
+def _field(fields: dict[Any, Any] | None, key: str) -> str | None:
+    """One field of a raw entry, whichever way the client decodes replies."""
+    if not fields:
+        return None
+    value = fields.get(key.encode(), fields.get(key))
+    return None if value is None else text(value)
 
 
 def _error_record(handler: str | None, error: BaseException) -> dict[str, str | None]:

@@ -24,6 +24,7 @@ DOWN: Final = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
 
 COUNTERS: Final = ("forwarded", "consumed", "acked", "retried", "dead_lettered",
                    "duplicates", "echoes", "connection_errors")
+"""What ``RedisBridge.stats()`` counts (see ``BridgeStats``)."""
 
 _BACK_OFF: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 """Seconds to wait after the 1st, 2nd, ... failure in a row (the last repeats)."""

@@ -27,16 +27,16 @@ class Outbox:
     on its own loop.
     """
 
-    __slots__ = ("_flushes", "_idle", "_link", "_loop", "_maxlen", "_origin", "_queue",
-                 "_size", "_wakeup", "patterns")
+    __slots__ = ("_batch", "_flushes", "_group", "_idle", "_link", "_loop", "_maxlen", "_queue",
+                 "_wakeup", "patterns")
 
     def __init__(
-        self, link: Link, patterns: tuple[str, ...], origin: str, batch: int, maxlen: int | None
+        self, link: Link, patterns: tuple[str, ...], group: str, batch: int, maxlen: int | None
     ) -> None:
         self._link: Final = link
         self.patterns: Final = patterns
-        self._origin: Final = origin
-        self._size: Final = batch
+        self._group: Final = group  # the origin of its entries: that group skips them
+        self._batch: Final = batch
         self._maxlen: Final = maxlen
         self._queue: Final[deque[dict[str, str]]] = deque()
         self._idle = False  # the writer waits for entries: wake it when one comes
@@ -54,7 +54,7 @@ class Outbox:
 
     def prepare(self, event: Event) -> dict[str, str]:
         parent = current_frame.get() if event.depth else None
-        return encode(event, chain_names(parent), self._origin, self._link.stream)
+        return encode(event, chain_names(parent), self._group, self._link.stream)
 
     def take(self, fields: dict[str, str]) -> None:
         self._queue.append(fields)
@@ -94,7 +94,7 @@ class Outbox:
                     await wakeup.wait()
                 self._idle = False
                 continue
-            count = min(len(queue), self._size)
+            count = min(len(queue), self._batch)
             entries = [queue[index] for index in range(count)]
             try:
                 async with link.client.pipeline(transaction=False) as pipe:

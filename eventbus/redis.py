@@ -17,7 +17,8 @@ import contextvars
 import math
 import os
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Self, final
 
@@ -143,9 +144,10 @@ class RedisBridge:
             None if self.group is None
             else Consumer(self._link, bus, self._outbox if self.forward else None, options)
         )
-        self._stopping = asyncio.Event()
         self._writing: asyncio.Task[None] | None = None
         self._consuming: asyncio.Task[None] | None = None
+        self._stop_consuming = self._stop_writing = asyncio.Event()  # replaced by start()
+        self._stopped: asyncio.Future[None] | None = None  # set while stop() runs
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -174,55 +176,69 @@ class RedisBridge:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
+        self._stop_consuming, self._stop_writing = asyncio.Event(), asyncio.Event()
         empty = contextvars.Context()  # not part of whatever chain called start()
         consumer = self._consumer
         if consumer is not None:
-            if not consumer.group_ready:
-                try:
-                    await consumer.create_group()
-                except DOWN as error:
-                    self._link.server_down(error)
-            self._consuming = loop.create_task(consumer.run(self._stopping), context=empty)
+            try:
+                await consumer.create_group()
+            except DOWN as error:
+                consumer.group_ready = False
+                self._link.server_down(error)
+            self._consuming = loop.create_task(consumer.run(self._stop_consuming), context=empty)
         if self.forward:
-            self._writing = loop.create_task(self._outbox.run(self._stopping), context=empty)
+            self._writing = loop.create_task(self._outbox.run(self._stop_writing), context=empty)
             self._bus._add_tap(self._outbox)
         self._link.log.info("eventbus.redis.started", forward=list(self.forward),
                             **self._link.where())
 
     async def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop: finish and acknowledge the entries in hand (the rest stay pending
-        for other consumers), send what waits to be forwarded (for at most
-        ``timeout`` seconds in all), then return. Harmless when not running."""
+        """Stop, in this order, within ``timeout`` seconds in all: finish the
+        entries in hand and acknowledge those that succeeded (the rest stay
+        pending for other consumers); stop forwarding; send what waits in the
+        outbox (what handlers emitted while finishing included). Harmless when
+        not running; a second call waits for the first."""
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)
+            return
         if not self.running:
             return
-        self._bus._remove_tap(self._outbox)
-        self._stopping.set()
-        self._outbox.stop()
-        tasks = [task for task in (self._consuming, self._writing) if task is not None]
-        consumer = self._consumer
-        if self._consuming is not None and consumer is not None:
-            while consumer.idle and not self._consuming.done():
-                # Waiting for new entries or for the server: nothing in hand. What the
-                # server hands over meanwhile stays pending for the other consumers.
-                self._consuming.cancel()
-                await asyncio.wait((self._consuming,), timeout=_CANCEL_CHECK)
+        self._stopped = asyncio.get_running_loop().create_future()
+        left = _countdown(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                await asyncio.wait(tasks)
-        except TimeoutError:
-            while not all(task.done() for task in tasks):
-                for task in tasks:
-                    task.cancel()
-                await asyncio.wait(tasks, timeout=_CANCEL_CHECK)
-        self._writing = self._consuming = None
-        if consumer is not None:
-            await consumer.finish()
+            await self._stop_consumer(left)
+            self._bus._remove_tap(self._outbox)
+            self._stop_writing.set()
+            self._outbox.stop()
+            if self._writing is not None:
+                await _finish(self._writing, left())
+        finally:
+            self._writing = self._consuming = None
+            self._stopped.set_result(None)
+            self._stopped = None
         if self._outbox:
             self._link.log.error("eventbus.redis.not_forwarded", count=len(self._outbox),
                                  **self._link.where())
             self._outbox.fail_flushes(self._not_running())
         self._link.log.info("eventbus.redis.stopped", **self._link.where())
+
+    async def _stop_consumer(self, left: Callable[[], float | None]) -> None:
+        """Stop reading, let the batch in hand finish, acknowledge what succeeded."""
+        task, consumer = self._consuming, self._consumer
+        if task is None or consumer is None:
+            return
+        self._stop_consuming.set()
+        while consumer.idle and not task.done():
+            # Waiting for new entries or for the server: nothing in hand. What the
+            # server hands over meanwhile stays pending for the other consumers.
+            task.cancel()
+            await asyncio.wait((task,), timeout=_CANCEL_CHECK)
+        await _finish(task, left())
+        try:
+            async with asyncio.timeout(left()):
+                await consumer.finish()
+        except TimeoutError:
+            consumer.report_unacked()
 
     async def flush(self) -> None:
         """Wait until every emission forwarded so far is in the stream."""
@@ -252,6 +268,24 @@ class RedisBridge:
             outbox=len(self._outbox), connected=self._link.connected, pending=pending,
             lag=lag, **self._link.counts,
         )
+
+
+def _countdown(timeout: float | None) -> Callable[[], float | None]:
+    """A function telling the seconds left of ``timeout`` from now (None: no limit)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    return left
+
+
+async def _finish(task: asyncio.Task[None], timeout: float | None) -> None:
+    """Wait for ``task`` for at most ``timeout`` seconds, then cancel it until it ends."""
+    await asyncio.wait((task,), timeout=timeout)
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=_CANCEL_CHECK)
 
 
 def _check_start_at(start_at: object) -> str:
