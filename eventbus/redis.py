@@ -48,11 +48,11 @@ class BridgeStats:
     outbox: int
     """Local emissions waiting to be appended (the server is slow or unreachable)."""
     consumed: int
-    """Entries emitted on the local bus (each attempt counts)."""
+    """Deliveries offered to the local bus (each attempt counts, refusals too)."""
     acked: int
     """Entries acknowledged after every handler succeeded (or skipped, see below)."""
     retried: int
-    """Failed entries left pending to be delivered again."""
+    """Failed deliveries left pending for another delivery."""
     dead_lettered: int
     """Entries moved to the dead-letter stream."""
     duplicates: int
