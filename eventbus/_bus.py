@@ -36,7 +36,7 @@ from ._names import check_name, check_pattern, is_pattern, key_matches, keys_ove
 from ._report import EmitReport, new_report
 from ._routes import Route, dispatch_order
 from ._taps import Tap
-from ._testing import Recorder
+from ._testing import Recorder, RecordingTap
 
 __all__ = ["EventBus"]
 
@@ -911,11 +911,12 @@ class EventBus:
         """Record every emission matching ``pattern`` inside the block."""
         pattern = check_pattern(pattern)
         recorder = Recorder(pattern)
-        self._add_tap(recorder)
+        tap = RecordingTap(recorder)
+        self._add_tap(tap)
         try:
             yield recorder
         finally:
-            self._remove_tap(recorder)
+            self._remove_tap(tap)
 
     def _add_tap(self, tap: Tap) -> None:
         """Show ``tap`` every matching emission from now on (see ``_taps``)."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import final
+from typing import Final, final
 
 from ._event import Event
 from ._names import key_matches
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "RecordingTap"]
 
 
 @final
@@ -25,14 +25,6 @@ class Recorder:
     def matches(self, name: str) -> bool:
         """Whether an emission of ``name`` is recorded."""
         return key_matches(self.pattern, name)
-
-    def prepare(self, event: Event) -> Event:
-        """The tap protocol's first step: nothing to check."""
-        return event
-
-    def take(self, event: Event) -> None:
-        """The tap protocol's second step: record the event."""
-        self.events.append(event)
 
     @property
     def names(self) -> list[str]:
@@ -55,3 +47,22 @@ class Recorder:
 
     def __repr__(self) -> str:
         return f"<Recorder {self.pattern!r} events={len(self.events)}>"
+
+
+@final
+class RecordingTap:
+    """Shows a bus's matching emissions to a ``Recorder`` (see ``_taps``)."""
+
+    __slots__ = ("recorder",)
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder: Final = recorder
+
+    def matches(self, name: str) -> bool:
+        return self.recorder.matches(name)
+
+    def prepare(self, event: Event) -> Event:
+        return event
+
+    def take(self, event: Event) -> None:
+        self.recorder.events.append(event)
