@@ -75,6 +75,7 @@ class Consumer:
         """True while waiting for new entries or for the server: nothing in hand."""
         self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, attempts)
         self._unacked: list[str] = []
+        self._buried: list[str] = []  # dead-lettered, not acknowledged yet
         self._unremembered: list[str] = []  # handled event ids the dedup window still needs
 
     # ---------------------------------------------------------------- the loop
@@ -151,12 +152,20 @@ class Consumer:
             self.report_unacked()
 
     def report_unacked(self) -> None:
-        """Log the entries that succeeded but could not be acknowledged."""
-        if self._unacked:
-            self._link.log.warning("eventbus.redis.not_acked", count=len(self._unacked),
+        """Log the entries that are settled but could not be acknowledged."""
+        if self._unacked or self._buried:
+            self._link.log.warning("eventbus.redis.not_acked",
+                                   count=len(self._unacked) + len(self._buried),
                                    **self._link.where())
 
     async def _ack_leftovers(self) -> None:
+        if self._buried:
+            buried, self._buried = self._buried, []
+            try:
+                await self._client.xack(self._stream, self._group, *buried)
+            except BaseException:
+                self._buried += buried
+                raise
         if self._unacked:
             unacked, self._unacked = self._unacked, []
             handled, self._unremembered = self._unremembered, []
@@ -268,11 +277,13 @@ class Consumer:
             await self._handle_each(remaining, seen, done, lost)
         except BaseException:
             self._unacked += done  # handled: acknowledged as soon as the server answers
-            # Not handled yet (dedup acks that failed are in _unacked already): delivered
-            # again after retry_delay, as the same attempt, in stream order.
+            # Not settled yet (failed acks and dead letters are kept apart, and lost ones
+            # are another consumer's): delivered again after retry_delay, as the same
+            # attempt, in stream order.
             due = time.monotonic() + self._options.retry_delay
+            settled = {*self._unacked, *self._buried, *lost}
             for entry_id, _, deliveries in reversed(remaining):
-                if entry_id not in self._unacked and entry_id not in lost:
+                if entry_id not in settled:
                     self._retries[entry_id] = (due, deliveries - 1)
             raise
         finally:
@@ -475,16 +486,16 @@ class Consumer:
             "errors": json.dumps(errors, ensure_ascii=False),
         })
         await self._client.xadd(self._options.dead_letter, dead)
-        try:
-            await self._client.xack(self._stream, self._group, entry_id)
-        except BaseException:
-            self._unacked.append(entry_id)  # dead-lettered already: only the ack is left
-            raise
         self._link.counts["dead_lettered"] += 1
         self._link.log.error("eventbus.redis.dead_lettered", dead_letter=self._options.dead_letter,
                              entry_id=entry_id, event_name=dead.get("name"),
                              event_id=dead.get("id"), deliveries=deliveries, errors=errors,
                              **self._link.where())
+        try:
+            await self._client.xack(self._stream, self._group, entry_id)
+        except BaseException:
+            self._buried.append(entry_id)  # dead-lettered already: only the ack is left
+            raise
 
     def _log_trimmed(self, entry_ids: list[str]) -> None:
         self._link.log.error("eventbus.redis.trimmed_while_pending", entry_ids=entry_ids,

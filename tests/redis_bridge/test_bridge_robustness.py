@@ -10,6 +10,10 @@ Tests never sleep to wait: they wait for a handler call or a log entry (``Watch`
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import time
 from collections import Counter
 from typing import Any
 
@@ -28,10 +32,12 @@ from redis_bridge.bridge_helpers import (
     add,
     consumer,
     create_group,
+    entry,
     failing,
     ids,
     new_client_fixture,  # noqa: F401 - the fixture `new_client`
     pending_ids,
+    stream_entries,
     watch_fixture,  # noqa: F401 - the fixture `watch`
 )
 from redis_bridge.server import RedisServer
@@ -291,3 +297,267 @@ async def test_retry_delay_not_shorter_than_min_idle_is_refused_naming_both(
 
     assert f"({retry_delay} s)" in str(refused.value)
     assert f"({min_idle} s)" in str(refused.value)
+
+
+# ---------------------------------------------------------------- second review
+
+
+async def test_stopping_sends_what_handlers_emit_while_finishing_their_batch(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    xadd: Any = redis_client.xadd
+    await xadd(STREAM, entry("sale.closed", id="s-1"))
+    bus = EventBus("b")
+    waiting, release = asyncio.Event(), asyncio.Event()
+
+    @bus.on("sale.closed")
+    async def book(event: Event) -> None:
+        watch.record(event)
+        waiting.set()
+        await release.wait()
+        await bus.emit("sale.booked", sale=event.id)
+
+    bridge = consumer(bus, redis_client, forward=["sale.*"])
+    async with bridge:
+        await asyncio.wait_for(waiting.wait(), WAIT)
+        stopping = asyncio.create_task(bridge.stop())
+        # Runs after stop() reached its first wait (its task step was scheduled first).
+        asyncio.get_running_loop().call_soon(release.set)
+        await asyncio.wait_for(stopping, WAIT)
+        assert not bridge.running
+
+    assert ids(watch.handled) == ["s-1"]
+    assert await pending_ids(redis_client) == []  # the sale.closed entry is acknowledged
+    closed, booked = await stream_entries(redis_client)
+    assert closed["name"] == "sale.closed"
+    assert booked["name"] == "sale.booked"
+    assert booked["parent"] == "s-1"
+    assert booked["origin"] == "g"
+    assert json.loads(booked["payload"]) == {"sale": "s-1"}
+    assert watch.logged("eventbus.redis.not_forwarded") == []
+
+
+async def test_an_entry_whose_payload_nests_too_deep_is_dead_lettered_and_the_next_handled(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    xadd: Any = redis_client.xadd
+    deep = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError
+    poison_id = (await xadd(STREAM, entry(id="poison", payload=deep))).decode()
+    await add(redis_client, "e1")  # behind it, in the same batch
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, max_deliveries=5, min_idle=30):
+        await watch.until(lambda: watch.dead_lettered() == 1 and watch.acked() == 1)
+
+    assert ids(watch.handled) == ["e1"]  # once; the poison entry never reached a handler
+    assert await pending_ids(redis_client) == []
+    [dead] = await stream_entries(redis_client, DEAD)
+    assert dead["entry_id"] == poison_id
+    assert dead["deliveries"] == "1"  # at once, as a bad entry: no retries
+    assert dead["payload"] == deep
+    [error] = json.loads(dead["errors"])
+    assert error["type"] == "BadEntry"
+    assert "malformed" in error["message"]
+    assert watch.logged("eventbus.redis.retry") == []
+    assert watch.logged("eventbus.redis.error") == []
+
+
+async def test_stop_returns_within_its_timeout_when_the_server_hangs(
+    own_redis_server: RedisServer, watch: Watch
+) -> None:
+    process = own_redis_server._process
+    assert process is not None
+    # No socket timeout: a command to a hung server waits for as long as it hangs.
+    client = Redis.from_url(own_redis_server.url, socket_timeout=None)
+    try:
+        await create_group(client)
+        await add(client, "e1", "e2")  # one batch: e1 succeeds, is acknowledged at its end
+        bus = EventBus("b")
+        running = asyncio.Event()
+
+        @bus.on("order.placed")
+        async def handle(event: Event) -> None:
+            watch.record(event)
+            if event.id == "e2":
+                running.set()
+                await asyncio.Event().wait()
+
+        bridge = consumer(bus, client, min_idle=30)
+        await bridge.start()
+        try:
+            await asyncio.wait_for(running.wait(), WAIT)
+            os.kill(process.pid, signal.SIGSTOP)
+            began = time.monotonic()
+            await asyncio.wait_for(bridge.stop(timeout=1), WAIT)
+            elapsed = time.monotonic() - began
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+            await bridge.stop()
+    finally:
+        await client.aclose()
+
+    assert elapsed < 3
+    assert not bridge.running
+    assert ids(watch.handled) == ["e1", "e2"]
+    [not_acked] = watch.logged("eventbus.redis.not_acked")
+    assert not_acked["count"] == 1  # e1: handled, its acknowledgement never answered
+    assert len(watch.logged("eventbus.redis.stopped")) == 1
+
+
+async def test_a_handler_running_longer_than_min_idle_keeps_its_entry(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+
+    async def slow(event: Event) -> None:
+        watch.record(event)
+        await asyncio.sleep(1.5)  # the workload: longer than min_idle
+
+    first, second = EventBus("first"), EventBus("second")
+    first.on("order.placed", slow)
+    second.on("order.placed", slow)
+    options: dict[str, Any] = {"min_idle": 0.6, "retry_delay": 0.05}
+    async with consumer(first, redis_client, consumer="a", **options):
+        await add(redis_client, "e1")
+        await watch.until(lambda: bool(watch.handled))  # "a" holds it
+        async with consumer(second, redis_client, consumer="b", **options):
+            await watch.until(lambda: watch.acked() >= 1)
+            assert await pending_ids(redis_client) == []
+
+    assert ids(watch.handled) == ["e1"]  # exactly once overall
+    assert watch.logged("eventbus.redis.claimed") == []
+    assert [log["consumer"] for log in watch.logged("eventbus.redis.acked")] == ["a"]
+
+
+async def test_restarting_the_bridge_with_a_retry_waiting_handles_the_retry_promptly(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    failures = {"e1": 1}
+
+    bus = EventBus("b")
+
+    @bus.on("order.placed")
+    async def handle(event: Event) -> None:
+        watch.record(event)
+        if failures.get(event.id):
+            failures[event.id] -= 1
+            raise ValueError(f"cannot handle {event.id} yet")
+        if event.id == "e2":
+            await asyncio.sleep(0.15)  # the workload: stop() waits for it, the retry not due
+
+    bridge = consumer(bus, redis_client, retry_delay=0.3, min_idle=30)
+    async with bridge:
+        [e1, _] = await add(redis_client, "e1", "e2")  # one batch
+        await watch.until(lambda: bool(watch.logged("eventbus.redis.retry")))
+    assert await pending_ids(redis_client) == [e1]  # failed; its retry due 0.3 s after
+
+    async with bridge:  # the same object: it still knows e1 waits for its retry
+        await watch.until(lambda: ids(watch.handled).count("e1") == 2)  # within 5 s
+        await watch.until(lambda: watch.acked() == 2)
+
+    assert ids(watch.handled) == ["e1", "e2", "e1"]
+    assert await pending_ids(redis_client) == []
+    assert watch.logged("eventbus.redis.claimed") == []
+
+
+async def test_a_dead_letter_whose_acknowledgement_failed_is_written_once(
+    redis_client: Redis, watch: Watch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_group(redis_client)
+    xadd: Any = redis_client.xadd
+    bad_id = (await xadd(STREAM, entry(id="bad", v="99"))).decode()  # dead-lettered at once
+    failed: list[str] = []
+    original = redis_client.xack
+
+    async def xack(name: str, group: str, *entry_ids: str) -> Any:
+        if bad_id in entry_ids and not failed:
+            failed.append(bad_id)
+            raise redis.ConnectionError("connection lost (test)")
+        return await original(name, group, *entry_ids)
+
+    monkeypatch.setattr(redis_client, "xack", xack)
+    bridge = consumer(EventBus("b"), redis_client, min_idle=30)
+    async with bridge:
+        await watch.until(lambda: bool(watch.logged("eventbus.redis.connection_lost")))
+        deadline = time.monotonic() + WAIT
+        while await pending_ids(redis_client):  # each poll is a round trip to the server
+            assert time.monotonic() < deadline, "the entry was never acknowledged"
+    stats = await bridge.stats()
+
+    assert failed == [bad_id]
+    dead_letters = await stream_entries(redis_client, DEAD)
+    assert [dead["entry_id"] for dead in dead_letters] == [bad_id]  # written once
+    assert dead_letters[0]["deliveries"] == "1"
+    # Counted and logged as any dead letter is (its acknowledgement was only late).
+    assert (stats.dead_lettered, stats.acked) == (1, 0)
+    assert len(watch.logged("eventbus.redis.dead_lettered", entry_id=bad_id)) == 1
+
+
+async def test_start_recreates_a_group_deleted_while_the_bridge_was_stopped(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    bridge = consumer(bus, redis_client)
+    async with bridge:
+        await add(redis_client, "e1")
+        await watch.until(lambda: watch.acked() == 1)
+    assert await redis_client.xgroup_destroy(STREAM, "g") == 1
+
+    await bridge.start()
+    try:
+        groups: Any = await redis_client.xinfo_groups(STREAM)  # before the bridge reads
+        assert [group["name"] for group in groups] == [b"g"]
+        await add(redis_client, "e2")
+        await watch.until(lambda: watch.acked() == 2)
+    finally:
+        await bridge.stop()
+
+    assert ids(watch.handled) == ["e1", "e2"]  # e1, older than the new group, not again
+    assert await pending_ids(redis_client) == []
+    assert watch.logged("eventbus.redis.group_missing") == []
+
+
+async def test_a_received_event_forwarded_by_another_bridge_carries_its_remote_chain(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    xadd: Any = redis_client.xadd
+    fields = entry("order.paid", id="paid-1", depth="1", chain="order.placed", parent="p-1")
+    await xadd(STREAM, fields)
+    bus = EventBus("b")
+    bus.on("order.paid", watch.record)
+    async with (
+        consumer(bus, redis_client),
+        RedisBridge(bus, redis_client, stream="ledger", forward=["order.paid"]) as ledger,
+    ):
+        await watch.until(lambda: bool(watch.handled))
+        await asyncio.wait_for(ledger.flush(), WAIT)
+
+    [forwarded] = await stream_entries(redis_client, "ledger")
+    assert forwarded["name"] == "order.paid"
+    assert forwarded["id"] == "paid-1"
+    assert forwarded["chain"] == "order.placed"
+    assert forwarded["parent"] == "p-1"
+    assert forwarded["depth"] == "1"
+
+
+async def test_two_concurrent_stops_both_return_and_stopped_is_logged_once(
+    redis_client: Redis, watch: Watch
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bridge = consumer(bus, redis_client, forward=["sale.*"])
+    await bridge.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(bridge.stop(), bridge.stop()), WAIT)
+        assert not bridge.running
+    finally:
+        await bridge.stop()
+
+    assert len(watch.logged("eventbus.redis.stopped")) == 1
+    assert len(watch.logged("eventbus.redis.started")) == 1
