@@ -137,6 +137,7 @@ class Consumer:
                 failures = await self._recover(error, failures)
 
     async def _recover(self, error: Exception, failures: int) -> int:
+        """Report a failed step and wait (``Link.recover``): idle, so stop() may cancel."""
         self.idle = True
         try:
             return await self._link.recover(error, failures)
@@ -159,6 +160,7 @@ class Consumer:
                                    **self._link.where())
 
     async def _ack_leftovers(self) -> None:
+        """Acknowledge what was settled while the server did not answer."""
         if self._buried:
             buried, self._buried = self._buried, []
             try:
