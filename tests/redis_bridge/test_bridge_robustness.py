@@ -561,3 +561,27 @@ async def test_two_concurrent_stops_both_return_and_stopped_is_logged_once(
 
     assert len(watch.logged("eventbus.redis.stopped")) == 1
     assert len(watch.logged("eventbus.redis.started")) == 1
+
+
+async def test_cancelling_the_task_inside_async_with_stops_the_bridge_and_loses_nothing(
+    redis_client: Redis,
+) -> None:
+    await create_group(redis_client)
+    bus = EventBus("b")
+    bridge = consumer(bus, redis_client, forward=["order.*"])
+    inside = asyncio.Event()
+
+    async def serve() -> None:
+        async with bridge:
+            await bus.emit("order.sent", total=1)  # queued for the stream
+            inside.set()
+            await asyncio.Event().wait()  # until cancelled, as a server's lifespan is
+
+    task = asyncio.create_task(serve())
+    await asyncio.wait_for(inside.wait(), WAIT)
+    task.cancel()
+    await asyncio.wait((task,), timeout=WAIT)
+
+    assert task.cancelled()
+    assert not bridge.running
+    assert [entry["name"] for entry in await stream_entries(redis_client)] == ["order.sent"]
