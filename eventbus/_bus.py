@@ -14,7 +14,7 @@ import itertools
 import threading
 import weakref
 from asyncio.events import _get_running_loop
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from time import time
 from typing import Any, Final, Self, TypeVar, final, overload
 
@@ -642,27 +642,37 @@ class EventBus:
         """
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, not {type(source).__name__}")
-        name = route.name
-        if self._closing:
-            self._refuse_if_closed(name, parent)
-        if route.payload_check:
-            check_payload(name, route.payload_check, payload)
         if parent is None:
-            event = new_event(Event, (name, payload, source, next_serial(), None, 0, time()))
+            self._refuse_unless_admissible(route, payload, 0, None, None)
+            fields: tuple[Any, ...] = (route.name, payload, source, next_serial(), None, 0, time())
         else:
-            event = self._nested_event(route, name, payload, source, parent)
+            parent_event = parent[1]
+            depth = parent_event.depth + 1
+            self._refuse_unless_admissible(route, payload, depth, parent, parent)
+            fields = (route.name, payload, source, next_serial(), parent_event.id, depth, time())
+        event = new_event(Event, fields)
         if route.taps:
-            self._show_taps(route.taps, event)
+            self._show_taps(route.taps, event, parent)
         return event
 
-    def _nested_event(
-        self, route: Route, name: str, payload: dict[str, Any], source: str | None, parent: Frame
-    ) -> Event:
-        parent_event = parent[1]
-        depth = parent_event.depth + 1
-        self._refuse_if_looping(route, depth, parent)
-        fields = (name, payload, source, next_serial(), parent_event.id, depth, time())
-        return new_event(Event, fields)
+    def _refuse_unless_admissible(
+        self,
+        route: Route,
+        payload: Mapping[str, Any],
+        depth: int,
+        chain: Frame | None,
+        emitter: Frame | None,
+    ) -> None:
+        """Raise if the bus refuses an emission of ``route`` at ``depth`` below
+        ``chain``: closed (unless ``emitter`` is one of its handlers), a payload
+        that fails its declaration, a loop."""
+        name = route.name
+        if self._closing:
+            self._refuse_if_closed(name, emitter)
+        if route.payload_check:
+            check_payload(name, route.payload_check, payload)
+        if chain is not None or depth:
+            self._refuse_if_looping(route, depth, chain)
 
     async def _emit_received(
         self, event: Event, ancestors: Frame | None, skip: Tap | None
@@ -675,25 +685,16 @@ class EventBus:
         emission (closed bus, strict mode, payload), and every tap but ``skip``
         (the bridge it came through) sees it.
         """
-        name = event.name
-        route = self._route(name)
+        route = self._route(event.name)
         loop = _get_running_loop()
         if loop is not self._loop:
             self._adopt_loop(loop)
         self._inflight.append(None)
-        try:
-            if self._closing:
-                self._refuse_if_closed(name, None)
-            if route.payload_check:
-                check_payload(name, route.payload_check, event.payload)
-            self._refuse_if_looping(route, event.depth, ancestors)
+        try:  # top-level here, whatever its depth: no emitter among this bus's handlers
+            self._refuse_unless_admissible(route, event.payload, event.depth, ancestors, None)
             taps = tuple(tap for tap in route.taps if tap is not skip)
-            if taps:  # a tap may ask for the chain: the remote one, here
-                token = current_frame.set(ancestors)
-                try:
-                    self._show_taps(taps, event)
-                finally:
-                    current_frame.reset(token)
+            if taps:
+                self._show_taps(taps, event, ancestors)
             return await self._deliver(route, event, ancestors)
         finally:
             self._finish_one()
@@ -930,13 +931,13 @@ class EventBus:
             self._routes = {}
 
     @staticmethod
-    def _show_taps(taps: tuple[Tap, ...], event: Event) -> None:
+    def _show_taps(taps: tuple[Tap, ...], event: Event, parent: Frame | None) -> None:
         """Every tap prepares first (any may refuse the emission), then all take."""
         if len(taps) == 1:
             tap = taps[0]
-            tap.take(tap.prepare(event))
+            tap.take(tap.prepare(event, parent))
             return
-        prepared = [tap.prepare(event) for tap in taps]
+        prepared = [tap.prepare(event, parent) for tap in taps]
         for tap, item in zip(taps, prepared, strict=True):
             tap.take(item)
 

@@ -9,7 +9,7 @@ import contextlib
 from collections import deque
 from typing import Final
 
-from ._chain import chain_names, current_frame
+from ._chain import Frame, chain_names
 from ._entries import encode
 from ._event import Event
 from ._names import key_matches
@@ -52,8 +52,7 @@ class Outbox:
     def matches(self, name: str) -> bool:
         return any(key_matches(pattern, name) for pattern in self.patterns)
 
-    def prepare(self, event: Event) -> dict[str, str]:
-        parent = current_frame.get() if event.depth else None
+    def prepare(self, event: Event, parent: Frame | None) -> dict[str, str]:
         return encode(event, chain_names(parent), self._group, self._link.stream)
 
     def take(self, fields: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ._chain import Frame
 from ._event import Event
 
 __all__ = ["Tap"]
@@ -23,8 +24,9 @@ class Tap(Protocol):
         """Whether emissions of ``name`` are shown to this tap (asked once per route)."""
         ...
 
-    def prepare(self, event: Event) -> Any:
-        """What ``take`` will keep; raising refuses the emission."""
+    def prepare(self, event: Event, parent: Frame | None) -> Any:
+        """What ``take`` will keep; raising refuses the emission. ``parent`` is
+        the frame of the emission that led to it (see ``_chain``), if any."""
         ...
 
     def take(self, prepared: Any) -> None:

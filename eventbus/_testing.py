@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, final
 
+from ._chain import Frame
 from ._event import Event
 from ._names import key_matches
 
@@ -61,7 +62,7 @@ class RecordingTap:
     def matches(self, name: str) -> bool:
         return self.recorder.matches(name)
 
-    def prepare(self, event: Event) -> Event:
+    def prepare(self, event: Event, parent: Frame | None) -> Event:
         return event
 
     def take(self, event: Event) -> None:

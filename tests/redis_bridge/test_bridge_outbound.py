@@ -596,10 +596,10 @@ async def test_when_one_of_two_bridges_refuses_an_emission_the_other_does_not_ke
     # every tap prepares before any keeps, so the first must not have queued it.
     original_prepare: Callable[..., dict[str, str]] = type(second._outbox).prepare
 
-    def prepare(tap: Any, event: Event) -> dict[str, str]:
+    def prepare(tap: Any, event: Event, parent: Any) -> dict[str, str]:
         if tap is second._outbox and event.name == "order.refused":
             raise PayloadError("refused by the second bridge")
-        return original_prepare(tap, event)
+        return original_prepare(tap, event, parent)
 
     monkeypatch.setattr(type(second._outbox), "prepare", prepare)
     async with first, second:
