@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ._entries import BadEntry, Received, ancestry, decode, text
@@ -35,23 +36,18 @@ _LEASE_SHARE: Final = 3
 """The lease on held entries is renewed every ``min_idle / _LEASE_SHARE``."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
     """The inbound settings of a bridge, checked by ``RedisBridge``."""
 
-    __slots__ = ("batch", "block_ms", "dead_letter", "dedup_ms", "max_deliveries",
-                 "min_idle_ms", "retry_delay", "start_at")
-
-    def __init__(self, *, batch: int, block_ms: int, max_deliveries: int, retry_delay: float,
-                 min_idle_ms: int, dead_letter: str, dedup_ms: int | None,
-                 start_at: str) -> None:
-        self.batch: Final = batch
-        self.block_ms: Final = block_ms
-        self.max_deliveries: Final = max_deliveries
-        self.retry_delay: Final = retry_delay
-        self.min_idle_ms: Final = min_idle_ms
-        self.dead_letter: Final = dead_letter
-        self.dedup_ms: Final = dedup_ms
-        self.start_at: Final = start_at
+    batch: int
+    block_ms: int
+    max_deliveries: int
+    retry_delay: float
+    min_idle_ms: int
+    dead_letter: str
+    dedup_ms: int | None
+    start_at: str
 
 
 class Consumer:
