@@ -26,6 +26,7 @@ from ._event import Event, new_event, next_serial
 from ._handlers import (
     HandlerInfo,
     _Subscription,
+    check_count,
     check_handler,
     check_options,
     check_timeout,
@@ -88,17 +89,13 @@ class EventBus:
             raise TypeError(f"bus name must be a str, not {type(name).__name__}")
         if not name:
             raise ValueError("bus name must not be empty")
-        if not isinstance(max_depth, int) or isinstance(max_depth, bool):
-            raise TypeError(f"max_depth must be an int, not {type(max_depth).__name__}")
-        if max_depth < 0:
-            raise ValueError(f"max_depth must be >= 0, not {max_depth}")
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
         self._name: Final = name
         self._log: Final = LogGate(logger)
-        self._max_depth: Final = max_depth
+        self._max_depth: Final = check_count(max_depth, "max_depth", minimum=0)
         self._strict: Final = strict
         self._handler_timeout: Final = check_timeout(handler_timeout, "handler_timeout")
         self._on_error: Final = on_error

@@ -19,6 +19,7 @@ __all__ = [
     "HandlerInfo",
     "_Subscription",
     "callable_name",
+    "check_count",
     "check_handler",
     "check_options",
     "check_timeout",
@@ -96,6 +97,15 @@ def check_options(
     check_timeout(timeout, "timeout")
     if owner is not None and not isinstance(owner, str):
         raise TypeError(f"owner must be a str or None, not {_shown(owner)}")
+
+
+def check_count(value: object, what: str, *, minimum: int) -> int:
+    """Validate a whole number of at least ``minimum`` (a bool is no number here)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, not {value}")
+    return value
 
 
 def check_timeout(timeout: object, what: str) -> float | None:

@@ -26,7 +26,7 @@ import structlog
 
 from ._bus import EventBus
 from ._entries import text
-from ._handlers import check_timeout
+from ._handlers import check_count, check_timeout
 from ._redis_inbound import Consumer, Options
 from ._redis_link import DOWN, Link, redis
 from ._redis_outbound import Outbox
@@ -118,8 +118,8 @@ class RedisBridge:
         self.dead_letter: Final = _check_key(
             dead_letter if dead_letter is not None else f"{stream}:dead", "dead_letter"
         )
-        self.max_deliveries: Final = _check_count(max_deliveries, "max_deliveries", minimum=1)
-        batch = _check_count(batch, "batch", minimum=1)
+        self.max_deliveries: Final = check_count(max_deliveries, "max_deliveries", minimum=1)
+        batch = check_count(batch, "batch", minimum=1)
         options = Options(
             batch=batch,
             block_ms=_milliseconds(block, "block"),
@@ -138,7 +138,7 @@ class RedisBridge:
         log = logger if logger is not None else structlog.get_logger("eventbus.redis")
         self._bus: Final = bus
         self._link: Final = Link(client, self.stream, self.group, self.consumer, log)
-        maxlen = None if maxlen is None else _check_count(maxlen, "maxlen", minimum=1)
+        maxlen = None if maxlen is None else check_count(maxlen, "maxlen", minimum=1)
         self._outbox: Final = Outbox(self._link, self.forward, self.group or "", batch, maxlen)
         self._consumer: Final = (
             None if self.group is None
@@ -319,14 +319,6 @@ def _check_key(value: object, what: str) -> str:
     if not value or value != value.strip():
         raise ValueError(f"{what} must be a non-empty name without surrounding spaces, "
                          f"not {value!r}")
-    return value
-
-
-def _check_count(value: object, what: str, *, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, not {value}")
     return value
 
 
