@@ -135,10 +135,24 @@ class Settings:
     """Seconds a trial may take before the run is abandoned."""
 
 
-FULL: Final = Settings(events=20_000, rounds=5, latency_events=5_000, rate=2_000.0, batch=100,
-                       warmup_events=2_000, timeout=300.0)
-QUICK: Final = Settings(events=2_000, rounds=2, latency_events=500, rate=2_000.0, batch=100,
-                        warmup_events=300, timeout=60.0)
+FULL: Final = Settings(
+    events=20_000,
+    rounds=5,
+    latency_events=5_000,
+    rate=2_000.0,
+    batch=100,
+    warmup_events=2_000,
+    timeout=300.0,
+)
+QUICK: Final = Settings(
+    events=2_000,
+    rounds=2,
+    latency_events=500,
+    rate=2_000.0,
+    batch=100,
+    warmup_events=300,
+    timeout=60.0,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +245,9 @@ async def paced(count: int, rate: float, send: Callable[[], Awaitable[object]]) 
     return started
 
 
-async def produce_bridge(client: Redis, stream: str, count: int, batch: int,
-                         rate: float | None) -> float:
+async def produce_bridge(
+    client: Redis, stream: str, count: int, batch: int, rate: float | None
+) -> float:
     """Emit ``count`` events on a bus whose bridge forwards them; return the start time."""
     bus = EventBus("producer")
     async with RedisBridge(bus, client, stream=stream, forward=EVENT, batch=batch) as bridge:
@@ -259,9 +274,9 @@ async def produce_raw(client: Redis, stream: str, count: int, batch: int) -> flo
     return started
 
 
-async def produce_raw_single(client: Redis, stream: str, count: int,
-                             rate: float | None) -> float:
+async def produce_raw_single(client: Redis, stream: str, count: int, rate: float | None) -> float:
     """XADD ``count`` entries one await at a time (paced or not); return the start time."""
+
     async def send() -> None:
         await client.xadd(stream, raw_fields(), maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
 
@@ -277,8 +292,12 @@ async def produce(request: JSON) -> JSON:
     """The producer's part of a trial: send, and say when it started and finished."""
     client = Redis(host=HOST, port=request["port"])
     await client.ping()  # connect before the clock starts
-    stream, count, batch, rate = (request["stream"], request["count"], request["batch"],
-                                  request["rate"])
+    stream, count, batch, rate = (
+        request["stream"],
+        request["count"],
+        request["batch"],
+        request["rate"],
+    )
     try:
         if request["impl"] == "bridge":
             started = await produce_bridge(client, stream, count, batch, rate)
@@ -319,8 +338,9 @@ async def consume_raw(client: Redis, stream: str, name: str, batch: int, sink: S
             sink.last_ack = time.time()
 
 
-async def start_consumer(request: JSON, client: StampedRedis,
-                         sink: Sink) -> Callable[[], Awaitable[None]]:
+async def start_consumer(
+    request: JSON, client: StampedRedis, sink: Sink
+) -> Callable[[], Awaitable[None]]:
     """Start consuming (bridge or raw); return the coroutine function that stops it."""
     stream, name, batch = request["stream"], request["consumer"], request["batch"]
     if request["impl"] == "bridge":
@@ -331,8 +351,9 @@ async def start_consumer(request: JSON, client: StampedRedis,
                 sink.record(event.timestamp)
 
         bus.on(EVENT, handler)
-        bridge = RedisBridge(bus, client, stream=stream, group=GROUP, consumer=name,
-                             batch=batch, start_at="0")
+        bridge = RedisBridge(
+            bus, client, stream=stream, group=GROUP, consumer=name, batch=batch, start_at="0"
+        )
         await bridge.start()
         return bridge.stop
     task = asyncio.create_task(consume_raw(client, stream, name, batch, sink))
@@ -358,16 +379,21 @@ async def wait_blocked(client: Redis, connection_name: str) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         connections: Any = await client.client_list()
-        if any(item.get("name") == connection_name and "b" in item.get("flags", "")
-               and item.get("cmd") == "xreadgroup" for item in connections):
+        if any(
+            item.get("name") == connection_name
+            and "b" in item.get("flags", "")
+            and item.get("cmd") == "xreadgroup"
+            for item in connections
+        ):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{connection_name} did not start reading in time")
         await asyncio.sleep(0.002)
 
 
-async def consume(request: JSON, commands: queue.Queue[JSON | None],
-                  reply: Callable[[JSON], None]) -> JSON:
+async def consume(
+    request: JSON, commands: queue.Queue[JSON | None], reply: Callable[[JSON], None]
+) -> JSON:
     """A consumer's part of a trial: start, say ready, run until told to stop, report."""
     sink = Sink()
     connection_name = f"{request['stream']}:{request['consumer']}"
@@ -383,8 +409,11 @@ async def consume(request: JSON, commands: queue.Queue[JSON | None],
     finally:
         await stop()
         await client.aclose()
-    return {"handled": sink.handled, "last_ack": sink.last_ack,
-            "latencies": [round(x, 7) for x in sink.latencies]}
+    return {
+        "handled": sink.handled,
+        "last_ack": sink.last_ack,
+        "latencies": [round(x, 7) for x in sink.latencies],
+    }
 
 
 def read_commands(source: IO[str]) -> queue.Queue[JSON | None]:
@@ -436,8 +465,12 @@ class Worker:
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.redis_bridge", "--worker"],
-                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                text=True, encoding="utf-8",
+                cwd=REPO_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                encoding="utf-8",
             )
         assert self.process.stdout is not None
         self._replies = read_commands(self.process.stdout)
@@ -455,11 +488,11 @@ class Worker:
         try:
             reply = self._replies.get(timeout=timeout)
         except queue.Empty:
-            raise BenchmarkError(f"{self.name}: no reply in {timeout:.0f} s"
-                                 f"{self._log_tail()}") from None
+            raise BenchmarkError(
+                f"{self.name}: no reply in {timeout:.0f} s{self._log_tail()}"
+            ) from None
         if reply is None:
-            raise BenchmarkError(f"{self.name} exited ({self.process.poll()})"
-                                 f"{self._log_tail()}")
+            raise BenchmarkError(f"{self.name} exited ({self.process.poll()}){self._log_tail()}")
         if "error" in reply:
             raise BenchmarkError(f"{self.name}: {reply['error']}{self._log_tail()}")
         return reply
@@ -493,8 +526,9 @@ class Pool:
         self.producer = Worker("producer", directory / "producer.log")
         self.consumers: list[Worker] = []
         try:
-            self.consumers += [Worker(f"consumer-{i}", directory / f"consumer-{i}.log")
-                               for i in range(consumers)]
+            self.consumers += [
+                Worker(f"consumer-{i}", directory / f"consumer-{i}.log") for i in range(consumers)
+            ]
             for worker in self.all:
                 worker.send({"op": "ping"})
             for worker in self.all:
@@ -535,11 +569,14 @@ class Trial:
 
     def to_json(self) -> JSON:
         return {
-            "events": self.events, "seconds": round(self.seconds, 4),
+            "events": self.events,
+            "seconds": round(self.seconds, 4),
             "events_per_s": round(self.rate, 1),
             "producer_events_per_s": round(self.producer_rate, 1),
-            "p50_ms": round(self.p50_ms, 3), "p99_ms": round(self.p99_ms, 3),
-            "max_ms": round(self.max_ms, 3), "per_consumer": self.per_consumer,
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+            "per_consumer": self.per_consumer,
         }
 
 
@@ -558,8 +595,9 @@ def consumed(admin: redis.Redis, stream: str, count: int) -> bool:
     return bool(group["pending"] == 0 and group["last-delivered-id"] == info["last-generated-id"])
 
 
-def wait_consumed(admin: redis.Redis, stream: str, count: int, timeout: float,
-                  workers: Sequence[Worker]) -> None:
+def wait_consumed(
+    admin: redis.Redis, stream: str, count: int, timeout: float, workers: Sequence[Worker]
+) -> None:
     """Poll the server (every 10 ms) until ``consumed``; BenchmarkError after ``timeout``
     or as soon as one of ``workers`` has died."""
     deadline = time.monotonic() + timeout
@@ -571,20 +609,38 @@ def wait_consumed(admin: redis.Redis, stream: str, count: int, timeout: float,
         time.sleep(0.01)
 
 
-def run_trial(pool: Pool, admin: redis.Redis, port: int, scenario: Scenario, count: int,
-              settings: Settings, stream: str) -> Trial:
+def run_trial(
+    pool: Pool,
+    admin: redis.Redis,
+    port: int,
+    scenario: Scenario,
+    count: int,
+    settings: Settings,
+    stream: str,
+) -> Trial:
     """Consumers ready, producer sends, wait until all is acked, collect the stamps."""
     admin.xgroup_create(stream, GROUP, "0", mkstream=True)
-    base: JSON = {"port": port, "stream": stream, "batch": settings.batch,
-                  "timeout": settings.timeout}
+    base: JSON = {
+        "port": port,
+        "stream": stream,
+        "batch": settings.batch,
+        "timeout": settings.timeout,
+    }
     consumers = pool.consumers[: scenario.consumers]
     consumer_impl = "bridge" if scenario.impl == "bridge" else "raw"
     for index, worker in enumerate(consumers):
         worker.send({**base, "op": "consume", "impl": consumer_impl, "consumer": f"c{index}"})
     for worker in consumers:
         worker.receive(STARTUP_TIMEOUT)
-    pool.producer.send({**base, "op": "produce", "impl": scenario.impl, "count": count,
-                        "rate": settings.rate if scenario.paced else None})
+    pool.producer.send(
+        {
+            **base,
+            "op": "produce",
+            "impl": scenario.impl,
+            "count": count,
+            "rate": settings.rate if scenario.paced else None,
+        }
+    )
     produced = pool.producer.receive(settings.timeout)
     wait_consumed(admin, stream, count, settings.timeout, pool.all)
     for worker in consumers:
@@ -594,26 +650,31 @@ def run_trial(pool: Pool, admin: redis.Redis, port: int, scenario: Scenario, cou
     return summarise_trial(scenario, count, produced, reports)
 
 
-def summarise_trial(scenario: Scenario, count: int, produced: JSON,
-                    reports: list[JSON]) -> Trial:
+def summarise_trial(scenario: Scenario, count: int, produced: JSON, reports: list[JSON]) -> Trial:
     """A trial's figures from the producer's and the consumers' reports."""
     handled = [int(report["handled"]) for report in reports]
     if sum(handled) != count:
-        raise BenchmarkError(f"{scenario.key}: consumers handled {sum(handled)} events, "
-                             f"not {count} (per consumer: {handled})")
+        raise BenchmarkError(
+            f"{scenario.key}: consumers handled {sum(handled)} events, "
+            f"not {count} (per consumer: {handled})"
+        )
     started = float(produced["started"])
     last_ack = max(float(report["last_ack"]) for report in reports)
     latencies = sorted(x for report in reports for x in report["latencies"])
     return Trial(
-        events=count, seconds=last_ack - started,
+        events=count,
+        seconds=last_ack - started,
         producer_seconds=float(produced["finished"]) - started,
-        p50_ms=percentile(latencies, 0.50) * 1000, p99_ms=percentile(latencies, 0.99) * 1000,
-        max_ms=latencies[-1] * 1000, per_consumer=handled,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        max_ms=latencies[-1] * 1000,
+        per_consumer=handled,
     )
 
 
-def run_rounds(pool: Pool, admin: redis.Redis, port: int, settings: Settings,
-               log: Callable[[str], None]) -> dict[str, list[Trial]]:
+def run_rounds(
+    pool: Pool, admin: redis.Redis, port: int, settings: Settings, log: Callable[[str], None]
+) -> dict[str, list[Trial]]:
     """One untimed warm-up round, then ``rounds`` interleaved rounds of every scenario."""
     results: dict[str, list[Trial]] = {s.key: [] for s in SCENARIOS}
     trial_number = 0
@@ -621,16 +682,22 @@ def run_rounds(pool: Pool, admin: redis.Redis, port: int, settings: Settings,
         order = SCENARIOS if round_index % 2 == 0 else SCENARIOS[::-1]
         for scenario in order:
             trial_number += 1
-            count = (settings.warmup_events if round_index < 0
-                     else settings.latency_events if scenario.paced else settings.events)
-            trial = run_trial(pool, admin, port, scenario, count, settings,
-                              f"bench:{trial_number}")
+            count = (
+                settings.warmup_events
+                if round_index < 0
+                else settings.latency_events
+                if scenario.paced
+                else settings.events
+            )
+            trial = run_trial(pool, admin, port, scenario, count, settings, f"bench:{trial_number}")
             if round_index < 0:
                 continue
             results[scenario.key].append(trial)
-            log(f"round {round_index + 1}/{settings.rounds} {scenario.key:<16} "
+            log(
+                f"round {round_index + 1}/{settings.rounds} {scenario.key:<16} "
                 f"{trial.rate:>9,.0f} ev/s  p50 {trial.p50_ms:7.2f} ms  "
-                f"p99 {trial.p99_ms:7.2f} ms")
+                f"p99 {trial.p99_ms:7.2f} ms"
+            )
         if round_index < 0:
             log("warm-up done")
     return results
@@ -666,10 +733,13 @@ def targets(summary: dict[str, dict[str, float]]) -> list[JSON]:
             continue
         value = ratio(summary, scenario, "events_per_s")
         assert value is not None
-        checks.append({
-            "check": f"bridge >= {TARGET}x raw throughput, {_consumers(scenario.consumers)}",
-            "ratio": value, "status": "PASS" if value >= TARGET else "MISS",
-        })
+        checks.append(
+            {
+                "check": f"bridge >= {TARGET}x raw throughput, {_consumers(scenario.consumers)}",
+                "ratio": value,
+                "status": "PASS" if value >= TARGET else "MISS",
+            }
+        )
     return checks
 
 
@@ -700,18 +770,31 @@ def table_rows(summary: dict[str, dict[str, float]], settings: Settings) -> list
         figures = summary[scenario.key]
         value = ratio(summary, scenario, "events_per_s")
         case = f"steady {settings.rate:,.0f}/s" if scenario.paced else "throughput"
-        rows.append([
-            case, scenario.label, str(scenario.consumers),
-            f"{figures['events_per_s']:,.0f}",
-            "-" if value is None or scenario.paced else f"{value:.2f}x",
-            f"{figures['p50_ms']:,.2f}", f"{figures['p99_ms']:,.2f}",
-            f"{figures['producer_events_per_s']:,.0f}",
-        ])
+        rows.append(
+            [
+                case,
+                scenario.label,
+                str(scenario.consumers),
+                f"{figures['events_per_s']:,.0f}",
+                "-" if value is None or scenario.paced else f"{value:.2f}x",
+                f"{figures['p50_ms']:,.2f}",
+                f"{figures['p99_ms']:,.2f}",
+                f"{figures['producer_events_per_s']:,.0f}",
+            ]
+        )
     return rows
 
 
-HEADER: Final = ["case", "producer", "consumers", "events/s", "bridge/raw", "p50 ms",
-                 "p99 ms", "producer ev/s"]
+HEADER: Final = [
+    "case",
+    "producer",
+    "consumers",
+    "events/s",
+    "bridge/raw",
+    "p50 ms",
+    "p99 ms",
+    "producer ev/s",
+]
 RIGHT: Final = frozenset({2, 3, 4, 5, 6, 7})
 
 
@@ -720,11 +803,20 @@ def render_text(report: JSON, rows: list[list[str]]) -> str:
     widths = [max(len(HEADER[i]), *(len(row[i]) for row in rows)) for i in range(len(HEADER))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(cell.rjust(width) if index in RIGHT else cell.ljust(width)
-                         for index, (cell, width) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            cell.rjust(width) if index in RIGHT else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
 
-    out = [report["title"], report["context"], "", line(HEADER),
-           "  ".join("-" * w for w in widths), *(line(row) for row in rows), ""]
+    out = [
+        report["title"],
+        report["context"],
+        "",
+        line(HEADER),
+        "  ".join("-" * w for w in widths),
+        *(line(row) for row in rows),
+        "",
+    ]
     out += [f"{t['status']}  {t['check']}: {t['ratio']:.2f}x" for t in report["targets"]]
     out += ["", *(f"* {note}" for note in report["notes"])]
     return "\n".join(out)
@@ -733,9 +825,16 @@ def render_text(report: JSON, rows: list[list[str]]) -> str:
 def render_markdown(report: JSON, rows: list[list[str]]) -> str:
     """The same as a Markdown section (for benchmarks/results/redis.md)."""
     align = ["---:" if i in RIGHT else "---" for i in range(len(HEADER))]
-    out = ["### Redis bridge, end to end", "", f"{report['title']}. {report['context']}", "",
-           f"| {' | '.join(HEADER)} |", f"| {' | '.join(align)} |",
-           *(f"| {' | '.join(row)} |" for row in rows), ""]
+    out = [
+        "### Redis bridge, end to end",
+        "",
+        f"{report['title']}. {report['context']}",
+        "",
+        f"| {' | '.join(HEADER)} |",
+        f"| {' | '.join(align)} |",
+        *(f"| {' | '.join(row)} |" for row in rows),
+        "",
+    ]
     out += [f"- **{t['status']}** {t['check']}: {t['ratio']:.2f}x" for t in report["targets"]]
     out += ["", *(f"- {note}" for note in report["notes"])]
     return "\n".join(out) + "\n"
@@ -745,38 +844,59 @@ def machine_info() -> JSON:
     """Python, platform, CPU model and count, redis-py and hiredis versions."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info
-                    if line.lower().startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in info
+                if line.lower().startswith("model name")
+            ),
+            cpu,
+        )
     return {
-        "python": sys.version.split()[0], "implementation": platform.python_implementation(),
-        "platform": platform.platform(), "cpu": cpu, "nproc": len(os.sched_getaffinity(0)),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "nproc": len(os.sched_getaffinity(0)),
         "redis_py": importlib.metadata.version("redis"),
         "hiredis": importlib.util.find_spec("hiredis") is not None,
     }
 
 
-def build_report(results: dict[str, list[Trial]], settings: Settings, server: RedisServer,
-                 meta: JSON) -> JSON:
+def build_report(
+    results: dict[str, list[Trial]], settings: Settings, server: RedisServer, meta: JSON
+) -> JSON:
     """Everything a run produced, as JSON: per-round values, medians, ratios, targets."""
     summary = {key: medians(trials) for key, trials in results.items()}
     machine = meta["machine"]
     return {
-        "schema": 1, **meta,
-        "title": (f"RedisBridge vs raw redis-py, end to end: median of {settings.rounds} "
-                  f"rounds, {settings.events:,} events per throughput trial, "
-                  f"{settings.latency_events:,} per steady trial"),
-        "context": (f"redis-server {server.version} ({server.executable}), no persistence; "
-                    f"{machine['implementation']} {machine['python']}, redis-py "
-                    f"{machine['redis_py']}{' + hiredis' if machine['hiredis'] else ''}, "
-                    f"{machine['platform']}, {machine['cpu']}, {machine['nproc']} CPU(s)"),
+        "schema": 1,
+        **meta,
+        "title": (
+            f"RedisBridge vs raw redis-py, end to end: median of {settings.rounds} "
+            f"rounds, {settings.events:,} events per throughput trial, "
+            f"{settings.latency_events:,} per steady trial"
+        ),
+        "context": (
+            f"redis-server {server.version} ({server.executable}), no persistence; "
+            f"{machine['implementation']} {machine['python']}, redis-py "
+            f"{machine['redis_py']}{' + hiredis' if machine['hiredis'] else ''}, "
+            f"{machine['platform']}, {machine['cpu']}, {machine['nproc']} CPU(s)"
+        ),
         "redis_server": {"version": server.version, "executable": server.executable},
-        "settings": {"events": settings.events, "rounds": settings.rounds,
-                     "latency_events": settings.latency_events, "rate": settings.rate,
-                     "batch": settings.batch, "warmup_events": settings.warmup_events,
-                     "payload": PAYLOAD},
+        "settings": {
+            "events": settings.events,
+            "rounds": settings.rounds,
+            "latency_events": settings.latency_events,
+            "rate": settings.rate,
+            "batch": settings.batch,
+            "warmup_events": settings.warmup_events,
+            "payload": PAYLOAD,
+        },
         "scenarios": {
             scenario.key: {
-                "producer": scenario.label, "impl": scenario.impl,
+                "producer": scenario.label,
+                "impl": scenario.impl,
                 "consumers": scenario.consumers,
                 "paced_rate": settings.rate if scenario.paced else None,
                 "medians": {k: round(v, 3) for k, v in summary[scenario.key].items()},
@@ -801,27 +921,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.redis_bridge",
         description="End-to-end throughput and latency of eventbus.redis.RedisBridge "
-                    "against a raw redis-py loop, on a redis-server started for the run.",
+        "against a raw redis-py loop, on a redis-server started for the run.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="CI smoke run: small N, 2 rounds, a few seconds; rough numbers")
-    parser.add_argument("--events", type=int, metavar="N",
-                        help=f"events per throughput trial (full {FULL.events:,}, "
-                             f"quick {QUICK.events:,})")
-    parser.add_argument("--rounds", type=int, metavar="R",
-                        help=f"interleaved rounds (full {FULL.rounds}, quick {QUICK.rounds})")
-    parser.add_argument("--latency-events", type=int, metavar="N",
-                        help="events per steady-rate trial (full "
-                             f"{FULL.latency_events:,}, quick {QUICK.latency_events:,})")
-    parser.add_argument("--rate", type=float, metavar="EV_PER_S",
-                        help=f"rate of the steady trials (default {FULL.rate:,.0f})")
-    parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="write the raw numbers there (default in a full run: "
-                             "benchmarks/results/redis.json, with redis.md beside it)")
-    parser.add_argument("--no-save", action="store_true",
-                        help="full run: do not write benchmarks/results/redis.{json,md}")
-    parser.add_argument("--markdown", action="store_true",
-                        help="print the table as Markdown instead of plain text")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke run: small N, 2 rounds, a few seconds; rough numbers",
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        metavar="N",
+        help=f"events per throughput trial (full {FULL.events:,}, quick {QUICK.events:,})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="R",
+        help=f"interleaved rounds (full {FULL.rounds}, quick {QUICK.rounds})",
+    )
+    parser.add_argument(
+        "--latency-events",
+        type=int,
+        metavar="N",
+        help="events per steady-rate trial (full "
+        f"{FULL.latency_events:,}, quick {QUICK.latency_events:,})",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="EV_PER_S",
+        help=f"rate of the steady trials (default {FULL.rate:,.0f})",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="write the raw numbers there (default in a full run: "
+        "benchmarks/results/redis.json, with redis.md beside it)",
+    )
+    parser.add_argument(
+        "--no-save",
+        action="store_true",
+        help="full run: do not write benchmarks/results/redis.{json,md}",
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the table as Markdown instead of plain text"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -831,9 +977,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """The preset, with the options given on the command line."""
     preset = QUICK if args.quick else FULL
     chosen = Settings(
-        events=args.events or preset.events, rounds=args.rounds or preset.rounds,
+        events=args.events or preset.events,
+        rounds=args.rounds or preset.rounds,
         latency_events=args.latency_events or preset.latency_events,
-        rate=args.rate or preset.rate, batch=preset.batch,
+        rate=args.rate or preset.rate,
+        batch=preset.batch,
         warmup_events=min(preset.warmup_events, args.events or preset.events),
         timeout=preset.timeout,
     )
@@ -844,6 +992,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def stop_on_sigterm() -> None:
     """Make SIGTERM unwind like Ctrl-C, so the workers and the server are cleaned up."""
+
     def handler(signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
@@ -906,12 +1055,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as error:
         print(f"redis benchmark failed: {error}", file=sys.stderr)
         return 1
-    command = ["python", "-m", "benchmarks.redis_bridge",
-               *(sys.argv[1:] if argv is None else argv)]
-    meta = {"command": shlex.join(command), "executable": sys.executable,
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "duration_s": round(time.perf_counter() - began, 1),
-            "mode": "quick" if args.quick else "full", "machine": machine_info()}
+    command = ["python", "-m", "benchmarks.redis_bridge", *(sys.argv[1:] if argv is None else argv)]
+    meta = {
+        "command": shlex.join(command),
+        "executable": sys.executable,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - began, 1),
+        "mode": "quick" if args.quick else "full",
+        "machine": machine_info(),
+    }
     report = build_report(results, settings, server, meta)
     render = render_markdown if args.markdown else render_text
     print(render(report, report["rows"]))

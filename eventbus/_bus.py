@@ -403,7 +403,7 @@ class EventBus:
                     del subscriptions[key]
                 else:
                     index = infos.index(info)
-                    subscriptions[key] = infos[:index] + infos[index + 1:]
+                    subscriptions[key] = infos[:index] + infos[index + 1 :]
                 changed = True
         if changed:
             self._routes = {}
@@ -413,12 +413,14 @@ class EventBus:
         if self._has_dead:
             with self._lock:
                 self._has_dead = False
-                self._remove([
-                    info
-                    for infos in list(self._subscriptions.values())
-                    for info in infos
-                    if not info.alive
-                ])
+                self._remove(
+                    [
+                        info
+                        for infos in list(self._subscriptions.values())
+                        for info in infos
+                        if not info.alive
+                    ]
+                )
 
     # ------------------------------------------------------------------ catalog
 
@@ -811,8 +813,11 @@ class EventBus:
 
     def _error_hook_failed(self, event: Event, error: BaseException) -> None:
         self._log.error(
-            "eventbus.on_error_failed", bus=self._name, event_name=event.name,
-            event_id=event.id, exc_info=error,
+            "eventbus.on_error_failed",
+            bus=self._name,
+            event_name=event.name,
+            event_id=event.id,
+            exc_info=error,
         )
 
     async def _await_error_hook(self, pending: Awaitable[Any], event: Event) -> None:
@@ -844,13 +849,15 @@ class EventBus:
         name or a pattern), in dispatch order."""
         name = check_pattern(name)
         self._purge_collected()
-        return tuple(dispatch_order(
-            info
-            for key, infos in list(self._subscriptions.items())
-            if keys_overlap(key, name)
-            for info in infos
-            if info.alive
-        ))
+        return tuple(
+            dispatch_order(
+                info
+                for key, infos in list(self._subscriptions.items())
+                if keys_overlap(key, name)
+                for info in infos
+                if info.alive
+            )
+        )
 
     def listener_count(self, name: str | None = None) -> int:
         """How many subscriptions ``listeners(name)`` lists; all of them when None."""
@@ -858,8 +865,7 @@ class EventBus:
             return len(self.listeners(name))
         self._purge_collected()
         return sum(
-            1 for infos in list(self._subscriptions.values()) for info in infos
-            if info.alive
+            1 for infos in list(self._subscriptions.values()) for info in infos if info.alive
         )
 
     def has_listeners(self, name: str) -> bool:
@@ -955,4 +961,3 @@ class EventBus:
                     mutes.remove(pattern)
                 self._mutes = tuple(mutes)
                 self._routes = {}
-

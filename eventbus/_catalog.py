@@ -33,9 +33,7 @@ class EventSpec:
         return tuple(self.payload.items()) if self.payload else ()
 
 
-def make_spec(
-    name: str, description: object, payload: object, reentrant: object
-) -> EventSpec:
+def make_spec(name: str, description: object, payload: object, reentrant: object) -> EventSpec:
     """Validate ``declare``'s arguments and build the spec."""
     if not isinstance(description, str):
         raise TypeError(f"description must be a str, not {type(description).__name__}")
@@ -44,9 +42,7 @@ def make_spec(
     if payload is None:
         return EventSpec(name, description, None, reentrant)
     if not isinstance(payload, Mapping):
-        raise TypeError(
-            f"payload must be a mapping of key to type, not {type(payload).__name__}"
-        )
+        raise TypeError(f"payload must be a mapping of key to type, not {type(payload).__name__}")
     for key, expected in payload.items():
         if not isinstance(key, str):
             raise TypeError(f"payload keys must be str, not {type(key).__name__}: {safe_repr(key)}")

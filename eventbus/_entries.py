@@ -68,9 +68,7 @@ def _check_json(name: str, stream: str, path: str, value: object, nesting: int) 
     raise _refuse(name, stream, path, why)
 
 
-def encode(
-    event: Event, ancestors: tuple[str, ...], origin: str, stream: str
-) -> dict[str, str]:
+def encode(event: Event, ancestors: tuple[str, ...], origin: str, stream: str) -> dict[str, str]:
     """The entry fields of ``event``; ``PayloadError`` if its payload cannot travel.
 
     ``ancestors`` are the names of the emissions that led to it (outermost
@@ -148,7 +146,13 @@ def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
     if not event_id or depth < 0 or type(payload) is not dict:
         raise BadEntry("entry has an empty id, a negative depth or a payload that is no object")
     fields_of_event = (
-        name, payload, fields.get("source"), event_id, fields.get("parent"), depth, timestamp
+        name,
+        payload,
+        fields.get("source"),
+        event_id,
+        fields.get("parent"),
+        depth,
+        timestamp,
     )
     return Received(new_event(Event, fields_of_event), ancestors, fields.get("origin", ""))
 

@@ -1,10 +1,10 @@
 """The errors eventbus raises, all under one base class.
 
-    EventBusError
-    ├── ReentrancyError     an emission would loop back into its own chain or nest too deep
-    ├── UnknownEventError   strict mode: the name was never declared
-    ├── PayloadError        the payload does not match the declared event
-    └── BusClosedError      the bus no longer accepts emissions
+EventBusError
+├── ReentrancyError     an emission would loop back into its own chain or nest too deep
+├── UnknownEventError   strict mode: the name was never declared
+├── PayloadError        the payload does not match the declared event
+└── BusClosedError      the bus no longer accepts emissions
 """
 
 from __future__ import annotations

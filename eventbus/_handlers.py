@@ -85,9 +85,7 @@ def check_options(
 ) -> None:
     """Raise ``TypeError``/``ValueError`` saying which subscription option is wrong."""
     if predicate is not None and not callable(predicate):
-        raise TypeError(
-            f"predicate must be callable or None, not {_shown(predicate)}"
-        )
+        raise TypeError(f"predicate must be callable or None, not {_shown(predicate)}")
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise TypeError(f"priority must be an int, not {_shown(priority)}")
     if not isinstance(once, bool):

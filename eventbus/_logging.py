@@ -32,8 +32,14 @@ __all__ = ["LogGate", "structlog_config"]
 
 _STATIC_DEBUG: Final[dict[Any, bool]] = {
     structlog.make_filtering_bound_logger(level): level <= logging.DEBUG
-    for level in (logging.NOTSET, logging.DEBUG, logging.INFO, logging.WARNING,
-                  logging.ERROR, logging.CRITICAL)
+    for level in (
+        logging.NOTSET,
+        logging.DEBUG,
+        logging.INFO,
+        logging.WARNING,
+        logging.ERROR,
+        logging.CRITICAL,
+    )
 }
 _LAZY_PROXY: Final = type(structlog.get_logger())
 

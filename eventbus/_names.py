@@ -96,4 +96,3 @@ def keys_overlap(key: str, query: str) -> bool:
         return key_matches(query, key)
     a, b = pattern_prefix(key), pattern_prefix(query)
     return a.startswith(b) or b.startswith(a)
-

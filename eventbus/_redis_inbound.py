@@ -53,9 +53,7 @@ class Options:
 class Consumer:
     """Reads the stream as one consumer of a group and dispatches on the bus."""
 
-    def __init__(
-        self, link: Link, bus: EventBus, outbox: Tap | None, options: Options
-    ) -> None:
+    def __init__(self, link: Link, bus: EventBus, outbox: Tap | None, options: Options) -> None:
         assert link.group is not None
         self._link: Final = link
         self._client: Final = link.client
@@ -151,9 +149,11 @@ class Consumer:
     def report_unacked(self) -> None:
         """Log the entries that are settled but could not be acknowledged."""
         if self._unacked or self._buried:
-            self._link.log.warning("eventbus.redis.not_acked",
-                                   count=len(self._unacked) + len(self._buried),
-                                   **self._link.where())
+            self._link.log.warning(
+                "eventbus.redis.not_acked",
+                count=len(self._unacked) + len(self._buried),
+                **self._link.where(),
+            )
 
     async def _ack_leftovers(self) -> None:
         """Acknowledge what was settled while the server did not answer."""
@@ -176,8 +176,11 @@ class Consumer:
         self.idle = True
         try:
             response = await self._client.xreadgroup(
-                self._group, self._name, {self._stream: ">"},
-                count=self._options.batch, block=block,
+                self._group,
+                self._name,
+                {self._stream: ">"},
+                count=self._options.batch,
+                block=block,
             )
         finally:
             self.idle = False
@@ -202,8 +205,12 @@ class Consumer:
         cursor = "0-0"
         while True:
             response = await self._client.xautoclaim(
-                self._stream, self._group, self._name, self._options.min_idle_ms,
-                start_id=cursor, count=self._options.batch,
+                self._stream,
+                self._group,
+                self._name,
+                self._options.min_idle_ms,
+                start_id=cursor,
+                count=self._options.batch,
             )
             cursor = text(response[0])
             claimed += [(text(entry_id), fields) for entry_id, fields in response[1]]
@@ -242,8 +249,14 @@ class Consumer:
             return {}
         async with self._client.pipeline(transaction=False) as pipe:
             for entry_id in entry_ids:
-                pipe.xpending_range(self._stream, self._group, min=entry_id, max=entry_id,
-                                    count=1, consumername=self._name)
+                pipe.xpending_range(
+                    self._stream,
+                    self._group,
+                    min=entry_id,
+                    max=entry_id,
+                    count=1,
+                    consumername=self._name,
+                )
             replies = await pipe.execute()
         return {
             text(item["message_id"]): int(item["times_delivered"])
@@ -334,8 +347,9 @@ class Consumer:
                         self._stream, self._group, self._name, 0, list(mine), justid=True
                     )
             except Exception as error:  # the batch itself meets the same trouble
-                self._link.log.debug("eventbus.redis.lease_failed", error=describe(error),
-                                     **self._link.where())
+                self._link.log.debug(
+                    "eventbus.redis.lease_failed", error=describe(error), **self._link.where()
+                )
 
     async def _handle_one(
         self, entry_id: str, fields: dict[Any, Any] | None, deliveries: int, seen: set[str]
@@ -345,8 +359,10 @@ class Consumer:
             self._log_trimmed([entry_id])
             return True
         if deliveries > self._options.max_deliveries:
-            why = RuntimeError(f"delivered {deliveries - 1} times without being acknowledged "
-                               "(its consumers stopped or crashed meanwhile)")
+            why = RuntimeError(
+                f"delivered {deliveries - 1} times without being acknowledged "
+                "(its consumers stopped or crashed meanwhile)"
+            )
             await self._bury(entry_id, fields, deliveries, [_error_record(None, why)])
             return False
         try:
@@ -369,8 +385,12 @@ class Consumer:
         event_id = received.event.id
         if event_id in seen:
             self._link.counts["duplicates"] += 1
-            self._link.log.info("eventbus.redis.duplicate", event_id=event_id,
-                                entry_id=entry_id, **self._link.where())
+            self._link.log.info(
+                "eventbus.redis.duplicate",
+                event_id=event_id,
+                entry_id=entry_id,
+                **self._link.where(),
+            )
             return True
         return False
 
@@ -409,9 +429,13 @@ class Consumer:
         self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, deliveries)
         self._link.counts["retried"] += 1
         self._link.log.warning(
-            "eventbus.redis.retry", event_name=_field(fields, "name"),
-            event_id=_field(fields, "id"), entry_id=entry_id, deliveries=deliveries,
-            errors=errors, **self._link.where(),
+            "eventbus.redis.retry",
+            event_name=_field(fields, "name"),
+            event_id=_field(fields, "id"),
+            entry_id=entry_id,
+            deliveries=deliveries,
+            errors=errors,
+            **self._link.where(),
         )
 
     async def _dispatch(
@@ -476,19 +500,27 @@ class Consumer:
         whose XADD failed, which would acknowledge an entry that is nowhere.
         """
         dead = {text(key): text(value) for key, value in fields.items()}
-        dead.update({
-            "entry_id": entry_id,
-            "group": self._group,
-            "consumer": self._name,
-            "deliveries": str(deliveries),
-            "errors": json.dumps(errors, ensure_ascii=False),
-        })
+        dead.update(
+            {
+                "entry_id": entry_id,
+                "group": self._group,
+                "consumer": self._name,
+                "deliveries": str(deliveries),
+                "errors": json.dumps(errors, ensure_ascii=False),
+            }
+        )
         await self._client.xadd(self._options.dead_letter, dead)
         self._link.counts["dead_lettered"] += 1
-        self._link.log.error("eventbus.redis.dead_lettered", dead_letter=self._options.dead_letter,
-                             entry_id=entry_id, event_name=dead.get("name"),
-                             event_id=dead.get("id"), deliveries=deliveries, errors=errors,
-                             **self._link.where())
+        self._link.log.error(
+            "eventbus.redis.dead_lettered",
+            dead_letter=self._options.dead_letter,
+            entry_id=entry_id,
+            event_name=dead.get("name"),
+            event_id=dead.get("id"),
+            deliveries=deliveries,
+            errors=errors,
+            **self._link.where(),
+        )
         try:
             await self._client.xack(self._stream, self._group, entry_id)
         except BaseException:
@@ -496,8 +528,9 @@ class Consumer:
             raise
 
     def _log_trimmed(self, entry_ids: list[str]) -> None:
-        self._link.log.error("eventbus.redis.trimmed_while_pending", entry_ids=entry_ids,
-                             **self._link.where())
+        self._link.log.error(
+            "eventbus.redis.trimmed_while_pending", entry_ids=entry_ids, **self._link.where()
+        )
 
 
 def _entries_of(response: Any) -> list[tuple[Any, dict[Any, Any] | None]]:

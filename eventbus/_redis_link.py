@@ -22,8 +22,16 @@ __all__ = ["COUNTERS", "DOWN", "Link", "describe", "message", "redis"]
 DOWN: Final = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
 """What a lost or unreachable server raises: the bridge waits and tries again."""
 
-COUNTERS: Final = ("forwarded", "consumed", "acked", "retried", "dead_lettered",
-                   "duplicates", "echoes", "connection_errors")
+COUNTERS: Final = (
+    "forwarded",
+    "consumed",
+    "acked",
+    "retried",
+    "dead_lettered",
+    "duplicates",
+    "echoes",
+    "connection_errors",
+)
 """What ``RedisBridge.stats()`` counts (see ``BridgeStats``)."""
 
 _BACK_OFF: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -76,8 +84,7 @@ class Link:
         self.counts["connection_errors"] += 1
         if self.connected:
             self.connected = False
-            self.log.error("eventbus.redis.connection_lost", error=describe(error),
-                           **self.where())
+            self.log.error("eventbus.redis.connection_lost", error=describe(error), **self.where())
 
     async def recover(self, error: Exception, failures: int) -> int:
         """Report a failed step (a lost server, or anything unexpected: a loop of

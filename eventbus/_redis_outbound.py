@@ -27,8 +27,18 @@ class Outbox:
     on its own loop.
     """
 
-    __slots__ = ("_batch", "_flushes", "_group", "_idle", "_link", "_loop", "_maxlen", "_queue",
-                 "_wakeup", "patterns")
+    __slots__ = (
+        "_batch",
+        "_flushes",
+        "_group",
+        "_idle",
+        "_link",
+        "_loop",
+        "_maxlen",
+        "_queue",
+        "_wakeup",
+        "patterns",
+    )
 
     def __init__(
         self, link: Link, patterns: tuple[str, ...], group: str, batch: int, maxlen: int | None

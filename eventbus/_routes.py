@@ -31,8 +31,18 @@ def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
 class Route:
     """The resolved dispatch plan for one concrete event name."""
 
-    __slots__ = ("calls", "handlers", "has_async", "listening", "muted", "name", "payload_check",
-                 "plain", "reentrant", "taps")
+    __slots__ = (
+        "calls",
+        "handlers",
+        "has_async",
+        "listening",
+        "muted",
+        "name",
+        "payload_check",
+        "plain",
+        "reentrant",
+        "taps",
+    )
 
     def __init__(
         self,

@@ -137,8 +137,11 @@ def show(report: EmitReport, indent: str = "") -> None:
 
 async def tour() -> None:
     async with EventBus("shop", strict=True, on_error=on_error) as bus:
-        bus.declare("sale.closed", description="a till session closed a sale",
-                    payload={"sale_id": str, "total_cents": int})
+        bus.declare(
+            "sale.closed",
+            description="a till session closed a sale",
+            payload={"sale_id": str, "total_cents": int},
+        )
         bus.declare("ledger.updated", payload={"sale_id": str, "entries": int})
         bus.declare("article.imported", payload={"ean": str})
         bus.declare("member.created", payload={"member_id": int, "email": str})
@@ -180,14 +183,18 @@ async def tour() -> None:
         before = bus.listener_count("sale.closed")
         del dashboard
         gc.collect()
-        print(f"sale.closed listeners: {before} with the dashboard, "
-              f"{bus.listener_count('sale.closed')} once it was collected")
+        print(
+            f"sale.closed listeners: {before} with the dashboard, "
+            f"{bus.listener_count('sale.closed')} once it was collected"
+        )
 
         print("\n== 7. what on_error saw")
         for incident in incidents:
             print(f"  {incident}")
-    print(f"\nbus closed: {bus.closed}; ledger lines: {len(accounting.ledger)};"
-          f" audit saw {audit.seen} events")
+    print(
+        f"\nbus closed: {bus.closed}; ledger lines: {len(accounting.ledger)};"
+        f" audit saw {audit.seen} events"
+    )
 
 
 def main() -> int:

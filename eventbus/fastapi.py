@@ -68,8 +68,7 @@ def attach(app: FastAPI, bus: EventBus, *, close: bool = True) -> EventBus:
         return bus
     if attached is not None:
         raise RuntimeError(
-            f"app.state.{STATE_ATTRIBUTE} already holds {attached!r}: "
-            "an application has one bus"
+            f"app.state.{STATE_ATTRIBUTE} already holds {attached!r}: an application has one bus"
         )
     setattr(app.state, STATE_ATTRIBUTE, bus)
     app.router.lifespan_context = _with_bus(app.router.lifespan_context, bus, close=close)

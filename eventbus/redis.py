@@ -141,7 +141,8 @@ class RedisBridge:
         maxlen = None if maxlen is None else check_count(maxlen, "maxlen", minimum=1)
         self._outbox: Final = Outbox(self._link, self.forward, self.group or "", batch, maxlen)
         self._consumer: Final = (
-            None if self.group is None
+            None
+            if self.group is None
             else Consumer(self._link, bus, self._outbox if self.forward else None, options)
         )
         self._writing: asyncio.Task[None] | None = None
@@ -151,8 +152,10 @@ class RedisBridge:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return (f"<RedisBridge stream={self.stream!r} group={self.group!r} "
-                f"consumer={self.consumer!r} {state}>")
+        return (
+            f"<RedisBridge stream={self.stream!r} group={self.group!r} "
+            f"consumer={self.consumer!r} {state}>"
+        )
 
     @property
     def running(self) -> bool:
@@ -189,8 +192,9 @@ class RedisBridge:
         if self.forward:
             self._writing = loop.create_task(self._outbox.run(self._stop_writing), context=empty)
             self._bus._add_tap(self._outbox)
-        self._link.log.info("eventbus.redis.started", forward=list(self.forward),
-                            **self._link.where())
+        self._link.log.info(
+            "eventbus.redis.started", forward=list(self.forward), **self._link.where()
+        )
 
     async def stop(self, timeout: float | None = 10.0) -> None:
         """Stop, in this order, within ``timeout`` seconds in all: finish the
@@ -217,8 +221,9 @@ class RedisBridge:
             self._stopped.set_result(None)
             self._stopped = None
         if self._outbox:
-            self._link.log.error("eventbus.redis.not_forwarded", count=len(self._outbox),
-                                 **self._link.where())
+            self._link.log.error(
+                "eventbus.redis.not_forwarded", count=len(self._outbox), **self._link.where()
+            )
             self._outbox.fail_flushes(self._not_running())
         self._link.log.info("eventbus.redis.stopped", **self._link.where())
 
@@ -247,8 +252,10 @@ class RedisBridge:
         await self._outbox.flush()
 
     def _not_running(self) -> RuntimeError:
-        return RuntimeError(f"{self!r} is not running: {len(self._outbox)} forwarded "
-                            "emissions wait in its outbox and are sent when it starts again")
+        return RuntimeError(
+            f"{self!r} is not running: {len(self._outbox)} forwarded "
+            "emissions wait in its outbox and are sent when it starts again"
+        )
 
     async def stats(self) -> BridgeStats:
         """The counters, plus the group's pending entries and lag as the server
@@ -265,8 +272,11 @@ class RedisBridge:
                     raw_lag = info.get("lag")
                     lag = None if raw_lag is None else int(raw_lag)
         return BridgeStats(
-            outbox=len(self._outbox), connected=self._link.connected, pending=pending,
-            lag=lag, **self._link.counts,
+            outbox=len(self._outbox),
+            connected=self._link.connected,
+            pending=pending,
+            lag=lag,
+            **self._link.counts,
         )
 
 
@@ -292,8 +302,9 @@ def _check_start_at(start_at: object) -> str:
     if not isinstance(start_at, str):
         raise TypeError(f"start_at must be a str, not {type(start_at).__name__}")
     if start_at not in ("$", "0"):
-        raise ValueError(f"start_at must be '$' (new entries) or '0' (the whole stream), "
-                         f"not {start_at!r}")
+        raise ValueError(
+            f"start_at must be '$' (new entries) or '0' (the whole stream), not {start_at!r}"
+        )
     return start_at
 
 
@@ -317,8 +328,9 @@ def _check_key(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if not value or value != value.strip():
-        raise ValueError(f"{what} must be a non-empty name without surrounding spaces, "
-                         f"not {value!r}")
+        raise ValueError(
+            f"{what} must be a non-empty name without surrounding spaces, not {value!r}"
+        )
     return value
 
 
@@ -331,4 +343,3 @@ def _check_seconds(value: object, what: str, *, allow_zero: bool = False) -> flo
     if seconds == 0 and not allow_zero:
         raise ValueError(f"{what} must be > 0, not 0")
     return seconds
-

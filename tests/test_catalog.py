@@ -81,7 +81,10 @@ def test_declare_defaults_to_no_description_no_payload_not_reentrant(bus: EventB
     spec = bus.declare("sale.closed")
 
     assert (spec.name, spec.description, spec.payload, spec.reentrant) == (
-        "sale.closed", "", None, False,
+        "sale.closed",
+        "",
+        None,
+        False,
     )
 
 
@@ -241,9 +244,7 @@ def test_declaring_a_payload_type_isinstance_cannot_use_is_a_type_error(
 
 
 @pytest.mark.parametrize("description", [None, 42, b"paid"])
-def test_declaring_a_non_str_description_is_a_type_error(
-    bus: EventBus, description: Any
-) -> None:
+def test_declaring_a_non_str_description_is_a_type_error(bus: EventBus, description: Any) -> None:
     with pytest.raises(TypeError, match="description must be a str"):
         bus.declare("sale.closed", description=description)
 

@@ -17,8 +17,6 @@ from eventbus import EmitReport, Event, EventBus
 JOIN_TIMEOUT = 5.0
 
 
-
-
 # ---------------------------------------------------------------- once
 
 
@@ -137,7 +135,7 @@ async def test_once_handler_claimed_by_one_emission_does_not_run_in_a_concurrent
     bus.once("x", lambda e: calls.append(e["which"]))
 
     held = asyncio.create_task(bus.emit("x", which="held"))  # started first, with the once
-    await reached_gate.wait()                                 # handler in its snapshot
+    await reached_gate.wait()  # handler in its snapshot
     free = await bus.emit("x", which="free")
     gate.set()
     held_report = await held

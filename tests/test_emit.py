@@ -44,7 +44,12 @@ async def test_handlers_run_one_at_a_time_in_subscription_order(bus: EventBus) -
     await bus.emit("x")
 
     assert log == [
-        "first:start", "first:after-yield", "first:end", "second", "third:start", "third:end",
+        "first:start",
+        "first:after-yield",
+        "first:end",
+        "second",
+        "third:start",
+        "third:end",
     ]
 
 

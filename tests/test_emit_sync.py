@@ -533,6 +533,7 @@ async def test_emit_sync_in_a_worker_thread_refuses_a_loop_back_through_the_main
     bus: EventBus,
 ) -> None:
     """The chain followed into the main loop also detects a loop back to the outer name."""
+
     async def outer(event: Event) -> None:
         await bus.emit("outer")
 

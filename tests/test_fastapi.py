@@ -383,9 +383,7 @@ async def test_shutdown_finishes_a_published_emission_and_its_chain() -> None:
 async def test_the_events_endpoint_lists_the_catalog_and_the_subscriptions(shop: Server) -> None:
     overview = (await shop.client.get("/events")).json()
     assert {spec["name"] for spec in overview["catalog"]} >= {"sale.closed", "member.created"}
-    owners = {
-        handler["owner"] for topic in overview["topics"] for handler in topic["handlers"]
-    }
+    owners = {handler["owner"] for topic in overview["topics"] for handler in topic["handlers"]}
     assert owners == {"accounting", "barcodes", "membership"}
 
 

@@ -42,8 +42,12 @@ def state(bus: EventBus) -> tuple[object, ...]:
     with bus.record() as recorder:
         report = bus.emit_sync("keep.me")
     return (
-        bus.topics(), bus.listener_count(), bus.describe(), bus.catalog(),
-        [r.value for r in report.results], recorder.names,
+        bus.topics(),
+        bus.listener_count(),
+        bus.describe(),
+        bus.catalog(),
+        [r.value for r in report.results],
+        recorder.names,
     )
 
 
@@ -96,10 +100,19 @@ non_text = st.one_of(
     st.tuples(st.text(NAME_CHARS, min_size=1, max_size=5)),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.frozensets(st.integers(), max_size=2),
-    st.sampled_from([
-        object(), b"keep.me", bytearray(b"keep.me"), memoryview(b"keep.me"), Ellipsis,
-        NotImplemented, str, 1j, _noop,
-    ]),
+    st.sampled_from(
+        [
+            object(),
+            b"keep.me",
+            bytearray(b"keep.me"),
+            memoryview(b"keep.me"),
+            Ellipsis,
+            NotImplemented,
+            str,
+            1j,
+            _noop,
+        ]
+    ),
     hostile_objects,
 )
 any_text = st.one_of(
@@ -264,8 +277,12 @@ payload_keys = st.one_of(
     st.sampled_from(["name", "source", "self", "payload", "event", "id", "", "*", "a.b"]),
 )
 payload_values = st.one_of(
-    st.none(), st.integers(), st.text(max_size=5), st.binary(max_size=5),
-    st.lists(st.integers(), max_size=3), hostile_objects,
+    st.none(),
+    st.integers(),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    st.lists(st.integers(), max_size=3),
+    hostile_objects,
 )
 
 
@@ -399,8 +416,14 @@ HANDLERS: dict[str, tuple[Callable[[Event], Any], bool]] = {
 }
 
 priorities = st.one_of(
-    st.integers(), st.booleans(), st.floats(allow_nan=True), st.none(), st.text(max_size=3),
-    st.sampled_from([(1,), b"1"]), st.builds(list), st.builds(ReprRaises),
+    st.integers(),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.text(max_size=3),
+    st.sampled_from([(1,), b"1"]),
+    st.builds(list),
+    st.builds(ReprRaises),
 )
 onces = st.one_of(st.booleans(), st.integers(-1, 2), st.none(), st.text(max_size=3))
 weaks = st.one_of(st.none(), st.booleans(), st.integers(-1, 2), st.text(max_size=3))
@@ -498,14 +521,16 @@ def check_options(subscriber: str, handler_kind: str, options: dict[str, Any]) -
     assert state(bus) == before
 
 
-option_sets = st.fixed_dictionaries({
-    "priority": priorities,
-    "once": onces,
-    "predicate": predicates,
-    "weak": weaks,
-    "timeout": timeouts,
-    "owner": owners,
-})
+option_sets = st.fixed_dictionaries(
+    {
+        "priority": priorities,
+        "once": onces,
+        "predicate": predicates,
+        "weak": weaks,
+        "timeout": timeouts,
+        "owner": owners,
+    }
+)
 
 
 @FAST
@@ -526,9 +551,12 @@ def test_any_options_give_the_documented_error_many_times(
 
 
 non_callables = st.one_of(
-    st.none(), st.integers(), st.text(max_size=5), st.binary(max_size=5),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(),
-                                                          max_size=2),
+    st.none(),
+    st.integers(),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
     st.sampled_from([object(), Event("a")]),
     hostile_objects,
 )
@@ -556,13 +584,17 @@ def test_non_callable_handler_is_a_type_error_and_registers_nothing(
     assert state(bus) == before
 
 
-bus_arguments = st.fixed_dictionaries({
-    "name": st.one_of(st.text(max_size=5), st.integers(), st.none()),
-    "max_depth": st.one_of(st.integers(-3, 40), st.booleans(), st.floats(), st.text(max_size=2)),
-    "strict": st.one_of(st.booleans(), st.integers(0, 1), st.none()),
-    "handler_timeout": timeouts,
-    "on_error": st.one_of(st.none(), st.just(print), st.integers(), st.text(max_size=2)),
-})
+bus_arguments = st.fixed_dictionaries(
+    {
+        "name": st.one_of(st.text(max_size=5), st.integers(), st.none()),
+        "max_depth": st.one_of(
+            st.integers(-3, 40), st.booleans(), st.floats(), st.text(max_size=2)
+        ),
+        "strict": st.one_of(st.booleans(), st.integers(0, 1), st.none()),
+        "handler_timeout": timeouts,
+        "on_error": st.one_of(st.none(), st.just(print), st.integers(), st.text(max_size=2)),
+    }
+)
 
 
 @FAST
@@ -583,7 +615,11 @@ def test_bus_arguments_give_the_documented_error_or_a_working_bus(
     if not isinstance(arguments["strict"], bool):
         problems["strict"] = TypeError
     valid_but_timeout = {
-        "priority": 0, "once": False, "weak": None, "owner": None, "predicate": None,
+        "priority": 0,
+        "once": False,
+        "weak": None,
+        "owner": None,
+        "predicate": None,
         "timeout": timeout,
     }
     if "timeout" in (timeout_problems := expected_problems(valid_but_timeout, True)):
@@ -610,7 +646,9 @@ def test_bus_arguments_give_the_documented_error_or_a_working_bus(
 @pytest.fixture
 def mocks() -> list[mock.Mock]:
     return [
-        mock.Mock(return_value=1), mock.MagicMock(return_value=2), mock.AsyncMock(return_value=3),
+        mock.Mock(return_value=1),
+        mock.MagicMock(return_value=2),
+        mock.AsyncMock(return_value=3),
     ]
 
 

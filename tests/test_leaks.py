@@ -109,9 +109,7 @@ def subscribe_emit_collect(bus: EventBus, cycle: int) -> None:
     assert report.ok
 
 
-def check_subscribe_emit_collect_stays_flat(
-    cycles: int, measure: Measure
-) -> tuple[int, int]:
+def check_subscribe_emit_collect_stays_flat(cycles: int, measure: Measure) -> tuple[int, int]:
     bus = EventBus("leaks")
     bus.on("leak.*", lambda event: None)  # one subscription that stays
     for cycle in range(2_000):  # warm-up: caches fill, names are validated once
@@ -148,9 +146,7 @@ async def publish_and_drain(bus: EventBus, emissions: int) -> None:
         del tasks
 
 
-async def check_published_emissions_stay_flat(
-    emissions: int, measure: Measure
-) -> None:
+async def check_published_emissions_stay_flat(emissions: int, measure: Measure) -> None:
     bus = EventBus("leaks", handler_timeout=10.0)
 
     async def awaits(event: Event) -> str:

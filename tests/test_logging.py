@@ -23,8 +23,16 @@ from eventbus import (
 )
 
 SECRET = "Jeanne-Dupont-FR7630006000011234567890189"
-EMITTED_KEYS = {"bus", "event_name", "event_id", "parent_id", "source", "handlers", "failed",
-                "duration_ms"}
+EMITTED_KEYS = {
+    "bus",
+    "event_name",
+    "event_id",
+    "parent_id",
+    "source",
+    "handlers",
+    "failed",
+    "duration_ms",
+}
 
 
 def entries(logs: list[MutableMapping[str, Any]], message: str) -> list[MutableMapping[str, Any]]:
@@ -184,7 +192,9 @@ async def test_payload_values_never_appear_in_any_log_entry(bus: EventBus) -> No
             await bus.emit("member.created", iban=[SECRET])
 
     assert {entry["event"] for entry in logs} >= {
-        "eventbus.emitted", "eventbus.handler_failed", "eventbus.loop_refused",
+        "eventbus.emitted",
+        "eventbus.handler_failed",
+        "eventbus.loop_refused",
     }
     for entry in logs:
         assert SECRET not in repr(entry)
@@ -344,7 +354,8 @@ async def test_reentrancy_refusal_is_not_logged_as_emitted(bus: EventBus) -> Non
 
     assert len(caught) == 3
     assert [entry["event_id"] for entry in entries(logs, "eventbus.emitted")] == [
-        first.event.id, second.event.id,
+        first.event.id,
+        second.event.id,
     ]
 
 

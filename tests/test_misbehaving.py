@@ -86,10 +86,26 @@ EXCEPTIONS: list[Callable[[], Exception]] = [
     lambda: Exception("x" * 1_000_000),
 ]
 EXCEPTION_IDS = [
-    "ValueError", "TypeError", "KeyError", "ZeroDivisionError", "RecursionError",
-    "MemoryError", "OSError", "UnicodeDecodeError", "StopIteration", "StopAsyncIteration",
-    "TimeoutError", "AssertionError", "NotImplementedError", "UserWarning", "ExceptionGroup",
-    "ReentrancyError", "BusClosedError", "StrRaises", "NeedsArguments", "Unhashable",
+    "ValueError",
+    "TypeError",
+    "KeyError",
+    "ZeroDivisionError",
+    "RecursionError",
+    "MemoryError",
+    "OSError",
+    "UnicodeDecodeError",
+    "StopIteration",
+    "StopAsyncIteration",
+    "TimeoutError",
+    "AssertionError",
+    "NotImplementedError",
+    "UserWarning",
+    "ExceptionGroup",
+    "ReentrancyError",
+    "BusClosedError",
+    "StrRaises",
+    "NeedsArguments",
+    "Unhashable",
     "huge-message",
 ]
 
@@ -196,7 +212,11 @@ BASE_EXCEPTIONS: list[Callable[[], BaseException]] = [
     lambda: Fatal("fatal"),
 ]
 BASE_EXCEPTION_IDS = [
-    "KeyboardInterrupt", "SystemExit", "GeneratorExit", "CancelledError", "BaseExceptionGroup",
+    "KeyboardInterrupt",
+    "SystemExit",
+    "GeneratorExit",
+    "CancelledError",
+    "BaseExceptionGroup",
     "Fatal",
 ]
 
@@ -381,9 +401,9 @@ async def test_awaitable_hanging_past_the_timeout_is_cancelled_and_reported(
 
     def hangs(event: Event) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        made.append(loop.create_future() if kind == "future" else loop.create_task(
-            asyncio.Event().wait()
-        ))
+        made.append(
+            loop.create_future() if kind == "future" else loop.create_task(asyncio.Event().wait())
+        )
         return made[-1]
 
     bus.on("x", hangs, timeout=0.02)

@@ -129,14 +129,24 @@ class Sub:
 
 def subscription_view(info: HandlerInfo) -> tuple[object, ...]:
     return (
-        label_of(info), info.pattern, info.priority, info.once, info.weak, info.owner,
+        label_of(info),
+        info.pattern,
+        info.priority,
+        info.once,
+        info.weak,
+        info.owner,
         info.has_predicate,
     )
 
 
 def sub_view(sub: Sub) -> tuple[object, ...]:
     return (
-        sub.label, sub.key, sub.priority, sub.once, sub.weak, sub.owner,
+        sub.label,
+        sub.key,
+        sub.priority,
+        sub.once,
+        sub.weak,
+        sub.owner,
         sub.predicate is not None,
     )
 
@@ -352,10 +362,21 @@ class BusMachine(RuleBasedStateMachine):
         is_method = identity[0] in ("handle", "ahandle")
         held_weakly = weak is not False if is_method else weak is True
         self.order += 1
-        self.subs.append(Sub(
-            key, identity, label, priority, once, predicate, held_weakly, owner, self.order,
-            uid, strong_target=uid is not None and not held_weakly,
-        ))
+        self.subs.append(
+            Sub(
+                key,
+                identity,
+                label,
+                priority,
+                once,
+                predicate,
+                held_weakly,
+                owner,
+                self.order,
+                uid,
+                strong_target=uid is not None and not held_weakly,
+            )
+        )
 
     @rule(key=st.sampled_from(KEYS), choice=handler_choices, gc_first=sometimes)
     def unsubscribe(self, key: str, choice: str | tuple[str, int], gc_first: bool) -> None:
@@ -375,7 +396,8 @@ class BusMachine(RuleBasedStateMachine):
     def clear(self, key: str | None, owner: str | None, gc_first: bool) -> None:
         self._maybe_collect(gc_first)
         doomed = [
-            sub for sub in self.subs
+            sub
+            for sub in self.subs
             if (key is None or sub.key == key) and (owner is None or sub.owner == owner)
         ]
 
@@ -411,8 +433,9 @@ class BusMachine(RuleBasedStateMachine):
         self._check_report(report, name, n)
 
     @rule(
-        emissions=st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 3)), min_size=1,
-                           max_size=3),
+        emissions=st.lists(
+            st.tuples(st.sampled_from(NAMES), st.integers(0, 3)), min_size=1, max_size=3
+        ),
         gc_first=sometimes,
     )
     def publish_and_drain(self, emissions: list[tuple[str, int]], gc_first: bool) -> None:

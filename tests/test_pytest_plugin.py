@@ -22,10 +22,14 @@ pytest_plugins = ["pytester"]
 def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(textwrap.dedent(source))
     return pytester.runpytest(
-        "-p", "eventbus.pytest_plugin",
-        "-p", "no:cacheprovider",
-        "-p", "no:hypothesispytest",  # its summary hook costs a second per run
-        "-o", "asyncio_default_fixture_loop_scope=function",
+        "-p",
+        "eventbus.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",  # its summary hook costs a second per run
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
         *args,
     )
 
@@ -147,7 +151,8 @@ def test_emissions_records_the_bus_of_an_async_bus_fixture(pytester: pytest.Pyte
             await bus.emit("sale.closed", session_id=1)
             emissions.assert_emitted("sale.closed", session_id=1)
         """,
-        "-o", "asyncio_mode=auto",
+        "-o",
+        "asyncio_mode=auto",
     )
     result.assert_outcomes(passed=1)
 
@@ -169,12 +174,14 @@ def test_a_failed_assertion_shows_in_the_test_report(pytester: pytest.Pytester) 
         """,
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "E * AssertionError: expected an emission of 'sale.closed' with session_id=1 "
-        "on bus 'shop', but there was none.",
-        "E * Emitted (1):",
-        "E * #1 sale.closed {'session_id': 2, 'total_cents': 500}  <- session_id=2, not 1",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "E * AssertionError: expected an emission of 'sale.closed' with session_id=1 "
+            "on bus 'shop', but there was none.",
+            "E * Emitted (1):",
+            "E * #1 sale.closed {'session_id': 2, 'total_cents': 500}  <- session_id=2, not 1",
+        ]
+    )
 
 
 def test_a_failed_assertion_hides_the_plugin_frames(pytester: pytest.Pytester) -> None:
@@ -200,11 +207,13 @@ def test_emissions_without_a_bus_fixture_says_how_to_fix_it(pytester: pytest.Pyt
         """,
     )
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*the `emissions` fixture records the EventBus of a fixture named 'bus', and there "
-        "is none: define it (or set the `eventbus_bus_fixture` ini option), or use "
-        "`record_emissions(bus)` instead*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*the `emissions` fixture records the EventBus of a fixture named 'bus', and there "
+            "is none: define it (or set the `eventbus_bus_fixture` ini option), or use "
+            "`record_emissions(bus)` instead*",
+        ]
+    )
 
 
 def test_emissions_refuses_a_bus_fixture_that_is_not_a_bus(pytester: pytest.Pytester) -> None:
@@ -333,10 +342,12 @@ def test_assert_not_emitted_names_the_offending_emissions(emitted: Emissions) ->
 
 
 def test_assert_emitted_in_order_allows_other_emissions_in_between(emitted: Emissions) -> None:
-    first, last = emitted.assert_emitted_in_order([
-        ("sale.closed", {"session_id": 2}),
-        ("sale.closed", {"session_id": 3}),
-    ])
+    first, last = emitted.assert_emitted_in_order(
+        [
+            ("sale.closed", {"session_id": 2}),
+            ("sale.closed", {"session_id": 3}),
+        ]
+    )
     assert (first["session_id"], last["session_id"]) == (2, 3)
 
 
@@ -404,7 +415,10 @@ def test_clear_forgets_what_was_recorded(emitted: Emissions) -> None:
 
 
 def test_recording_needs_a_bus() -> None:
-    with pytest.raises(TypeError, match="recording\\(\\) needs an EventBus, not str"), recording(
-        "bus"  # type: ignore[arg-type]
+    with (
+        pytest.raises(TypeError, match="recording\\(\\) needs an EventBus, not str"),
+        recording(
+            "bus"  # type: ignore[arg-type]
+        ),
     ):
         pass

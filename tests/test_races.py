@@ -286,7 +286,9 @@ async def publish_while_draining_and_closing() -> None:
         await bus.aclose()
         phase["closed"] = True
         at_close.update(
-            started=set(started), finished=set(finished), children=len(children),
+            started=set(started),
+            finished=set(finished),
+            children=len(children),
             all_done=all(task.done() for task in accepted),
         )
 
@@ -307,8 +309,9 @@ async def publish_while_draining_and_closing() -> None:
     assert all(task.result().values == (task.result().event.id,) for task in accepted)
 
 
-async def test_publish_from_many_tasks_while_drain_and_aclose_run_delivers_or_refuses_each(
-) -> None:
+async def test_publish_from_many_tasks_while_drain_and_aclose_run_delivers_or_refuses_each() -> (
+    None
+):
     for _ in range(4):
         await publish_while_draining_and_closing()
 

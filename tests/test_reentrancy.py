@@ -471,8 +471,9 @@ def test_two_threads_emitting_the_same_name_concurrently_are_not_a_loop(
 
     bus.on("a", handler)
 
-    threads = [threading.Thread(target=lambda: reports.append(bus.emit_sync("a")))
-               for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: reports.append(bus.emit_sync("a"))) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -6,9 +6,7 @@ import threading
 from collections.abc import Callable
 
 
-def run_threads(
-    count: int, target: Callable[[int], None], timeout: float
-) -> list[BaseException]:
+def run_threads(count: int, target: Callable[[int], None], timeout: float) -> list[BaseException]:
     """Run ``target(index)`` in ``count`` threads started together; return their exceptions."""
     barrier = threading.Barrier(count)
     errors: list[BaseException] = []

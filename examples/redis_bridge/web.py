@@ -28,9 +28,17 @@ async def main() -> None:
     bus.on("ledger.written", answers.put_nowait)
 
     client = Redis.from_url(os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
-    async with client, RedisBridge(
-        bus, client, stream=STREAM, group="web", consumer="web-1",
-        forward=["sale.*"], block=0.2,
+    async with (
+        client,
+        RedisBridge(
+            bus,
+            client,
+            stream=STREAM,
+            group="web",
+            consumer="web-1",
+            forward=["sale.*"],
+            block=0.2,
+        ),
     ):
         sales = set()
         for session_id in range(1, SALES + 1):

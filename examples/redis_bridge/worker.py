@@ -41,9 +41,18 @@ async def main() -> None:
             booked.set()
 
     client = Redis.from_url(os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
-    async with client, RedisBridge(
-        bus, client, stream=STREAM, group="accounting", consumer="worker-1",
-        forward=["ledger.*"], start_at="0", block=0.2,
+    async with (
+        client,
+        RedisBridge(
+            bus,
+            client,
+            stream=STREAM,
+            group="accounting",
+            consumer="worker-1",
+            forward=["ledger.*"],
+            start_at="0",
+            block=0.2,
+        ),
     ):
         await asyncio.wait_for(booked.wait(), timeout=60)
     await bus.aclose()

@@ -83,7 +83,10 @@ async def create_member(body: MemberIn, events: Events, shop: ShopDep) -> dict[s
     member = Member(shop.new_member_id(), body.name, body.email)
     shop.members[member.member_id] = member
     events.publish(
-        "member.created", source="api", member_id=member.member_id, name=member.name,
+        "member.created",
+        source="api",
+        member_id=member.member_id,
+        name=member.name,
         email=member.email,
     )
     return {"member_id": member.member_id}

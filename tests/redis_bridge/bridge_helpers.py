@@ -72,7 +72,8 @@ class Watch:
 
     def logged(self, message: str, **matching: Any) -> list[dict[str, Any]]:
         return [
-            entry for entry in self.entries
+            entry
+            for entry in self.entries
             if entry["event"] == message
             and all(entry.get(key) == value for key, value in matching.items())
         ]
@@ -125,7 +126,11 @@ def consumer(bus: EventBus, client: Redis, **options: Any) -> RedisBridge:
     """A consumer bridge (of group "g" on ``STREAM`` unless ``options`` say otherwise), quick to
     notice new entries."""
     settings: dict[str, Any] = {
-        "stream": STREAM, "group": "g", "consumer": "c1", "block": 0.05, "retry_delay": 0.05,
+        "stream": STREAM,
+        "group": "g",
+        "consumer": "c1",
+        "block": 0.05,
+        "retry_delay": 0.05,
     }
     settings.update(options)
     return RedisBridge(bus, client, **settings)
@@ -141,8 +146,14 @@ async def flush(bridge: RedisBridge) -> None:
 
 def entry(name: str = "order.placed", **fields: str) -> dict[str, str]:
     """The fields of a hand-made stream entry in the bridge's format ("v" 1)."""
-    made = {"v": "1", "name": name, "id": "remote-1", "depth": "0", "ts": "1700000000.25",
-            "payload": '{"total": 12}'}
+    made = {
+        "v": "1",
+        "name": name,
+        "id": "remote-1",
+        "depth": "0",
+        "ts": "1700000000.25",
+        "payload": '{"total": 12}',
+    }
     made.update(fields)
     return made
 

@@ -417,9 +417,7 @@ async def test_handled_event_id_is_remembered_for_the_dedup_window(
     assert 55 <= ttl <= 60
 
 
-async def test_failed_event_is_not_remembered_as_handled(
-    redis_client: Redis, watch: Watch
-) -> None:
+async def test_failed_event_is_not_remembered_as_handled(redis_client: Redis, watch: Watch) -> None:
     await create_group(redis_client)
     bus = EventBus("b")
     runs: list[str] = []

@@ -78,8 +78,9 @@ async def test_forwarded_event_arrives_with_the_same_id_parent_source_depth_time
     await create_group(redis_client)
     bus_b = EventBus("b")
     bus_b.on("order.placed", watch.record)
-    async with producer(redis_client, forward="order.placed") as (bus_a, forwarder), consumer(
-        bus_b, redis_client
+    async with (
+        producer(redis_client, forward="order.placed") as (bus_a, forwarder),
+        consumer(bus_b, redis_client),
     ):
 
         async def check_out(event: Event) -> None:
@@ -154,6 +155,7 @@ async def test_two_groups_on_one_stream_each_get_every_entry(
         def record(event: Event) -> None:
             seen[group].append(event.id)
             watch.changed()
+
         return record
 
     billing.on("order.placed", recorder("billing"))
@@ -287,9 +289,7 @@ async def test_undeclared_name_on_a_strict_bus_is_dead_lettered_at_once(
     bus.on("order.placed", watch.record)
     async with consumer(bus, redis_client) as bridge:
         await redis_client.xadd(STREAM, entry("order.plaaced"))
-        dead = await assert_dead_lettered_at_once(
-            redis_client, watch, bridge, "UnknownEventError"
-        )
+        dead = await assert_dead_lettered_at_once(redis_client, watch, bridge, "UnknownEventError")
 
     assert dead["name"] == "order.plaaced"
     assert "order.placed" in json.loads(dead["errors"])[0]["message"]  # did you mean
@@ -344,9 +344,15 @@ async def test_entry_whose_chain_already_holds_its_name_is_refused_as_a_loop(
     bus = EventBus("b")
     bus.on("stock.changed", watch.record)
     async with consumer(bus, redis_client) as bridge:
-        await redis_client.xadd(STREAM, entry(
-            "stock.changed", depth="2", parent="remote-0", chain="stock.changed order.placed",
-        ))
+        await redis_client.xadd(
+            STREAM,
+            entry(
+                "stock.changed",
+                depth="2",
+                parent="remote-0",
+                chain="stock.changed order.placed",
+            ),
+        )
         dead = await assert_dead_lettered_at_once(redis_client, watch, bridge, "ReentrancyError")
 
     message = json.loads(dead["errors"])[0]["message"]
@@ -361,10 +367,12 @@ async def test_entry_deeper_than_max_depth_is_dead_lettered_and_one_at_max_depth
     bus = EventBus("b", max_depth=3)
     bus.on("deep", watch.record)
     async with consumer(bus, redis_client) as bridge:
-        await redis_client.xadd(STREAM, entry("deep", id="too-deep", depth="4", parent="p",
-                                              chain="s0 s1 s2 s3"))
-        await redis_client.xadd(STREAM, entry("deep", id="deep-enough", depth="3", parent="p",
-                                              chain="s0 s1 s2"))
+        await redis_client.xadd(
+            STREAM, entry("deep", id="too-deep", depth="4", parent="p", chain="s0 s1 s2 s3")
+        )
+        await redis_client.xadd(
+            STREAM, entry("deep", id="deep-enough", depth="3", parent="p", chain="s0 s1 s2")
+        )
         await assert_dead_lettered_at_once(redis_client, watch, bridge, "ReentrancyError")
         await watch.until(lambda: len(watch.handled) == 1)
 

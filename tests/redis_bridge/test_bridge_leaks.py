@@ -53,8 +53,16 @@ async def test_consuming_thousands_of_entries_keeps_memory_flat(redis_client: Re
         target = handled + entries
         async with redis_client.pipeline(transaction=False) as pipe:
             for index in range(entries):
-                pipe.xadd(STREAM, {"v": "1", "name": "order.placed", "id": f"e{target}-{index}",
-                                   "ts": "1.0", "payload": '{"total": 1}'})
+                pipe.xadd(
+                    STREAM,
+                    {
+                        "v": "1",
+                        "name": "order.placed",
+                        "id": f"e{target}-{index}",
+                        "ts": "1.0",
+                        "payload": '{"total": 1}',
+                    },
+                )
             await pipe.execute()
         await asyncio.wait_for(enough.wait(), WAIT)
 

@@ -58,9 +58,7 @@ def test_a_synchronous_redis_client_is_refused_naming_the_asyncio_client(bus: Ev
 
 
 @pytest.mark.parametrize("not_a_client", [None, object(), "redis://localhost"])
-def test_a_client_that_is_no_redis_client_is_refused(
-    bus: EventBus, not_a_client: object
-) -> None:
+def test_a_client_that_is_no_redis_client_is_refused(bus: EventBus, not_a_client: object) -> None:
     with pytest.raises(TypeError, match="client"):
         RedisBridge(bus, not_a_client, forward=["order.*"])  # type: ignore[arg-type]
 
@@ -90,8 +88,14 @@ def test_a_key_option_must_be_a_str(
 
 
 def test_a_key_option_may_hold_colons_and_unicode(bus: EventBus, client: Redis) -> None:
-    bridge = make(bus, client, stream="shop:événements", group="billing:eu",
-                  consumer="web-1:pid 7", dead_letter="shop:dead")
+    bridge = make(
+        bus,
+        client,
+        stream="shop:événements",
+        group="billing:eu",
+        consumer="web-1:pid 7",
+        dead_letter="shop:dead",
+    )
 
     assert bridge.stream == "shop:événements"
     assert bridge.group == "billing:eu"
@@ -125,9 +129,7 @@ def test_forward_that_is_no_iterable_is_a_type_error(bus: EventBus, client: Redi
         make(bus, client, forward=42)
 
 
-def test_a_bridge_with_no_forward_and_no_group_is_refused(
-    bus: EventBus, client: Redis
-) -> None:
+def test_a_bridge_with_no_forward_and_no_group_is_refused(bus: EventBus, client: Redis) -> None:
     with pytest.raises(ValueError, match="forward"):
         RedisBridge(bus, client)
 
@@ -259,15 +261,12 @@ def test_retry_delay_may_be_zero(bus: EventBus, client: Redis) -> None:
     make(bus, client, group="billing", retry_delay=0)
 
 
-def test_dedup_window_none_turns_dedup_off_and_is_the_default(
-    bus: EventBus, client: Redis
-) -> None:
+def test_dedup_window_none_turns_dedup_off_and_is_the_default(bus: EventBus, client: Redis) -> None:
     make(bus, client, dedup_window=None)
 
 
 def test_small_positive_durations_are_accepted(bus: EventBus, client: Redis) -> None:
-    make(bus, client, group="g", block=0.001, min_idle=0.01, retry_delay=0.001,
-         dedup_window=0.5)
+    make(bus, client, group="g", block=0.001, min_idle=0.01, retry_delay=0.001, dedup_window=0.5)
 
 
 # ---------------------------------------------------------------- start_at
@@ -322,8 +321,15 @@ def test_the_consumer_defaults_to_hostname_dash_pid(bus: EventBus, client: Redis
 
 
 def test_options_given_are_kept(bus: EventBus, client: Redis) -> None:
-    bridge = make(bus, client, stream="shop", group="billing", consumer="web-1",
-                  dead_letter="graveyard", max_deliveries=3)
+    bridge = make(
+        bus,
+        client,
+        stream="shop",
+        group="billing",
+        consumer="web-1",
+        dead_letter="graveyard",
+        max_deliveries=3,
+    )
 
     assert (bridge.stream, bridge.group, bridge.consumer) == ("shop", "billing", "web-1")
     assert bridge.dead_letter == "graveyard"
@@ -353,8 +359,12 @@ def test_importing_eventbus_redis_without_redis_py_names_the_extra() -> None:
         "    print('imported')\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-        timeout=30, check=False,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr
@@ -367,8 +377,12 @@ def test_importing_eventbus_redis_without_redis_py_names_the_extra() -> None:
 def test_importing_eventbus_alone_does_not_import_redis() -> None:
     script = "import sys\nimport eventbus\nprint('redis' in sys.modules)\n"
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-        timeout=30, check=False,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
     assert result.returncode == 0, result.stderr
@@ -382,8 +396,18 @@ async def test_stats_of_a_new_bridge_are_all_zero(bus: EventBus, client: Redis) 
     stats = await make(bus, client).stats()
 
     assert stats == BridgeStats(
-        forwarded=0, outbox=0, consumed=0, acked=0, retried=0, dead_lettered=0, duplicates=0,
-        echoes=0, connection_errors=0, connected=True, pending=None, lag=None,
+        forwarded=0,
+        outbox=0,
+        consumed=0,
+        acked=0,
+        retried=0,
+        dead_lettered=0,
+        duplicates=0,
+        echoes=0,
+        connection_errors=0,
+        connected=True,
+        pending=None,
+        lag=None,
     )
 
 

@@ -108,9 +108,7 @@ async def test_a_nested_emission_carries_its_parent_depth_and_the_chain_of_ances
         events[event.name] = event
         events["stock.low"] = (await bus.emit("stock.low", sku="A1")).event
 
-    async with RedisBridge(
-        bus, redis_client, forward=["order.placed", "stock.*"]
-    ) as bridge:
+    async with RedisBridge(bus, redis_client, forward=["order.placed", "stock.*"]) as bridge:
         await bus.emit("order.placed")
         await flush(bridge)
 
@@ -215,8 +213,14 @@ async def test_each_of_several_forward_patterns_is_honoured(
     bus: EventBus, redis_client: Redis
 ) -> None:
     async with RedisBridge(bus, redis_client, forward=["order.*", "invoice.paid"]) as bridge:
-        for name in ("order.placed", "order.line.added", "order", "invoice.paid",
-                     "invoice.sent", "orders.x"):
+        for name in (
+            "order.placed",
+            "order.line.added",
+            "order",
+            "invoice.paid",
+            "invoice.sent",
+            "orders.x",
+        ):
             await bus.emit(name)
         await flush(bridge)
 
@@ -347,7 +351,7 @@ async def test_maxlen_trims_the_stream_approximately(bus: EventBus, redis_client
 
     length = await redis_client.xlen("eventbus")
     assert 10 <= length <= 300
-    (_, last), = await redis_client.xrevrange("eventbus", count=1)
+    ((_, last),) = await redis_client.xrevrange("eventbus", count=1)
     assert json.loads(last[b"payload"]) == {"n": 999}  # trimming drops the oldest
 
 
@@ -659,9 +663,7 @@ async def test_flush_with_nothing_queued_returns_without_waiting(
             flushing.send(None)  # done at the first step: it never suspended
 
 
-async def test_flush_on_a_bridge_never_started_returns(
-    bus: EventBus, redis_client: Redis
-) -> None:
+async def test_flush_on_a_bridge_never_started_returns(bus: EventBus, redis_client: Redis) -> None:
     bridge = RedisBridge(bus, redis_client, forward=["order.placed"])
 
     await asyncio.wait_for(bridge.flush(), WAIT)
@@ -856,7 +858,11 @@ async def test_start_logs_started_with_stream_group_and_consumer(
 ) -> None:
     with structlog.testing.capture_logs() as logs:
         bridge = RedisBridge(
-            bus, redis_client, stream="shop", group="billing", consumer="web-1",
+            bus,
+            redis_client,
+            stream="shop",
+            group="billing",
+            consumer="web-1",
             forward=["order.placed"],
         )
         await bridge.start()
@@ -875,7 +881,11 @@ async def test_stop_logs_stopped_with_stream_group_and_consumer(
 ) -> None:
     with structlog.testing.capture_logs() as logs:
         bridge = RedisBridge(
-            bus, redis_client, stream="shop", group="billing", consumer="web-1",
+            bus,
+            redis_client,
+            stream="shop",
+            group="billing",
+            consumer="web-1",
             forward=["order.placed"],
         )
         await bridge.start()
@@ -913,7 +923,8 @@ async def test_a_bridge_uses_the_logger_it_is_given(bus: EventBus, redis_client:
             pass
 
     assert [log.get("app") for log in logs if log["event"].startswith("eventbus.redis.")] == [
-        "shop", "shop"
+        "shop",
+        "shop",
     ]
 
 
@@ -930,10 +941,10 @@ async def test_no_log_entry_ever_holds_the_payload(redis_client: Redis) -> None:
         bus.on("member.created", lambda event: 1 / 0)  # a failing handler is logged too
         other_bus = EventBus("crm")
         other_bus.on("member.created", fail_over_there)
-        sender = RedisBridge(bus, redis_client, group="web", consumer="w1",
-                             forward=["member.*"])
-        reader = RedisBridge(other_bus, redis_client, group="crm", consumer="c1",
-                             start_at="0", max_deliveries=1)
+        sender = RedisBridge(bus, redis_client, group="web", consumer="w1", forward=["member.*"])
+        reader = RedisBridge(
+            other_bus, redis_client, group="crm", consumer="c1", start_at="0", max_deliveries=1
+        )
         async with sender, reader:
             await bus.emit("member.created", email=secret, nested={"k": [secret]})
             with pytest.raises(PayloadError):

@@ -106,7 +106,7 @@ def test_the_chain_is_the_ancestor_names_separated_by_spaces_outermost_first() -
 
 
 def test_unicode_in_the_payload_round_trips_and_is_stored_unescaped() -> None:
-    payload = {"client": "Zoë Ĺ 🎉", "城市": "東京", "note": "tab\tnewline\n\"quote\""}
+    payload = {"client": "Zoë Ĺ 🎉", "城市": "東京", "note": 'tab\tnewline\n"quote"'}
 
     fields = encode(Event("member.created", payload, source="café"), (), "", "eventbus")
     received = decode(fields)

@@ -14,12 +14,19 @@ def test_web_and_worker_processes_exchange_events_through_the_stream(redis_url: 
     environment = {**os.environ, "REDIS_URL": redis_url}
     worker = subprocess.Popen(
         [sys.executable, str(EXAMPLE / "worker.py")],
-        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         web = subprocess.run(
             [sys.executable, str(EXAMPLE / "web.py")],
-            env=environment, capture_output=True, text=True, timeout=60, check=False,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         worker_output, _ = worker.communicate(timeout=60)
     finally:

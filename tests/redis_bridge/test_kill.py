@@ -67,15 +67,35 @@ def consumer_processes(url: str, log_dir: Path) -> Iterator[dict[str, Worker]]:
             log_path = log_dir / f"{name}.log"
             log = log_path.open("wb")
             command = [
-                sys.executable, str(SCRIPT), "--url", url, "--stream", STREAM,
-                "--group", GROUP, "--consumer", name, "--victim-from", str(VICTIM_FROM),
-                "--min-idle", str(MIN_IDLE), "--block", "0.05", "--retry-delay", "0.05",
-                "--batch", "10",
+                sys.executable,
+                str(SCRIPT),
+                "--url",
+                url,
+                "--stream",
+                STREAM,
+                "--group",
+                GROUP,
+                "--consumer",
+                name,
+                "--victim-from",
+                str(VICTIM_FROM),
+                "--min-idle",
+                str(MIN_IDLE),
+                "--block",
+                "0.05",
+                "--retry-delay",
+                "0.05",
+                "--batch",
+                "10",
             ]
             try:
                 process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, cwd=ROOT,
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=ROOT,
                 )
             except BaseException:
                 log.close()
@@ -134,8 +154,10 @@ class Snapshot:
         last = entry_key(self.last_delivered)
         handled = self.handled_ids
         return [
-            entry_id for entry_id, event_id in self.event_of.items()
-            if entry_key(entry_id) <= last and entry_id not in self.pending
+            entry_id
+            for entry_id, event_id in self.event_of.items()
+            if entry_key(entry_id) <= last
+            and entry_id not in self.pending
             and event_id not in handled
         ]
 
