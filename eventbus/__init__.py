@@ -14,6 +14,7 @@ from ._errors import (
 from ._event import Event
 from ._handlers import HandlerInfo
 from ._report import EmitReport, HandlerResult
+from ._taps import Tap
 from ._testing import Recorder
 
 try:
@@ -33,6 +34,7 @@ __all__ = [
     "PayloadError",
     "Recorder",
     "ReentrancyError",
+    "Tap",
     "UnknownEventError",
     "__version__",
 ]

@@ -19,7 +19,7 @@ from time import time
 from typing import Any, Final, Self, TypeVar, final, overload
 
 from ._catalog import EventSpec, check_payload, make_spec, suggest
-from ._chain import Frame, chain_names, current_frame, loops_back, runs_on
+from ._chain import Frame, chain_names, current_frame, loops_back, runs_on, stand_in_chain
 from ._dispatch import BlockingRunner, dispatch, dispatch_sync
 from ._errors import BusClosedError, ReentrancyError, UnknownEventError, safe_repr
 from ._event import Event, new_event, next_serial
@@ -251,7 +251,7 @@ class EventBus:
     ) -> Callable[[H], H]:
         """``on``'s decorator form; bad options raise at once, not when decorating."""
         check_options(priority, once, predicate, weak, timeout, owner)
-        name = self._check_subscribable(name)
+        name = self.check_subscribable(name)
 
         def decorator(function: H) -> H:
             self._subscribe(name, function, priority, once, predicate, weak, timeout, owner)
@@ -317,8 +317,10 @@ class EventBus:
             self._remove(doomed)
         return len(doomed)
 
-    def _check_subscribable(self, key: str) -> str:
-        """The validated subscription key; strict mode also wants it declared."""
+    def check_subscribable(self, key: str) -> str:
+        """Return ``key`` as ``on()`` would accept it, or raise as ``on()`` would:
+        ``TypeError``/``ValueError`` for a bad name or pattern, ``UnknownEventError``
+        when a strict bus has no declared event it matches."""
         key = check_pattern(key)
         if self._strict and not self._is_declared(key):
             kind = "pattern" if is_pattern(key) else "event"
@@ -355,7 +357,7 @@ class EventBus:
             and owner is None
         ):
             check_options(priority, once, predicate, weak, timeout, owner)
-        key = self._check_subscribable(key)
+        key = self.check_subscribable(key)
         identity = subscription_identity(handler)
         with self._lock:
             if self._has_dead:
@@ -673,18 +675,22 @@ class EventBus:
         if chain is not None or depth:
             self._refuse_if_looping(route, depth, chain)
 
-    async def _emit_received(
-        self, event: Event, ancestors: Frame | None, skip: Tap | None
+    async def emit_received(
+        self, event: Event, /, *, chain: tuple[str, ...] = (), skip: Tap | None = None
     ) -> EmitReport:
-        """Dispatch an event made in another process (the Redis bridge's inbound side).
+        """Dispatch an event made elsewhere (another process), keeping its id,
+        parent id, source, depth and timestamp.
 
-        The event keeps its id, parent id, depth and timestamp; ``ancestors``
-        stand for the emissions that led to it over there, so a loop through
-        processes is refused like a local one. It is checked like a top-level
-        emission (closed bus, strict mode, payload), and every tap but ``skip``
-        (the bridge it came through) sees it.
+        ``chain`` names the emissions that led to it over there, outermost
+        first, so that a loop through processes is refused like a local one.
+        It is checked like a top-level emission (closed bus, strict mode,
+        payload, depth), and every tap but ``skip`` (the one it came through)
+        sees it.
         """
+        if not isinstance(event, Event):
+            raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
         route = self._route(event.name)
+        ancestors = stand_in_chain(self, tuple(check_name(name) for name in chain), event)
         loop = _get_running_loop()
         if loop is not self._loop:
             self._adopt_loop(loop)
@@ -755,6 +761,17 @@ class EventBus:
             self._log.error(
                 "eventbus.publish_failed", bus=self._name, task=task.get_name(), exc_info=error
             )
+
+    def bind(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Make ``loop`` (default: the running loop) the bus's home loop: where
+        ``emit_sync`` from a thread with no running loop runs async handlers."""
+        if loop is None:
+            loop = _get_running_loop()
+            if loop is None:
+                raise RuntimeError("bind() with no argument needs a running event loop")
+        elif not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(f"bind() needs an event loop, not {type(loop).__name__}")
+        self._adopt_loop(loop)
 
     def _adopt_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Remember a loop this bus emits on: ``emit_sync`` from another thread
@@ -916,19 +933,21 @@ class EventBus:
         pattern = check_pattern(pattern)
         recorder = Recorder(pattern)
         tap = RecordingTap(recorder)
-        self._add_tap(tap)
+        self.add_tap(tap)
         try:
             yield recorder
         finally:
-            self._remove_tap(tap)
+            self.remove_tap(tap)
 
-    def _add_tap(self, tap: Tap) -> None:
-        """Show ``tap`` every matching emission from now on (see ``_taps``)."""
+    def add_tap(self, tap: Tap) -> None:
+        """Show ``tap`` every emission it matches from now on, before its handlers
+        run (see ``Tap``); the recorders of ``record()`` and the Redis bridge are taps."""
         with self._lock:
             self._taps = (*self._taps, tap)
             self._routes = {}
 
-    def _remove_tap(self, tap: Tap) -> None:
+    def remove_tap(self, tap: Tap) -> None:
+        """Stop showing emissions to ``tap`` (harmless if it was not added)."""
         with self._lock:
             self._taps = tuple(t for t in self._taps if t is not tap)
             self._routes = {}
@@ -936,11 +955,12 @@ class EventBus:
     @staticmethod
     def _show_taps(taps: tuple[Tap, ...], event: Event, parent: Frame | None) -> None:
         """Every tap prepares first (any may refuse the emission), then all take."""
+        chain = chain_names(parent)
         if len(taps) == 1:
             tap = taps[0]
-            tap.take(tap.prepare(event, parent))
+            tap.take(tap.prepare(event, chain))
             return
-        prepared = [tap.prepare(event, parent) for tap in taps]
+        prepared = [tap.prepare(event, chain) for tap in taps]
         for tap, item in zip(taps, prepared, strict=True):
             tap.take(item)
 

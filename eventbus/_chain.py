@@ -4,14 +4,14 @@ variable so that it follows ``await``s, tasks (``publish``) and other buses."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ._event import Event
+from ._event import Event, new_event
 
 if TYPE_CHECKING:
     from ._bus import EventBus
 
-__all__ = ["Frame", "chain_names", "current_frame", "loops_back", "runs_on"]
+__all__ = ["Frame", "chain_names", "current_frame", "loops_back", "runs_on", "stand_in_chain"]
 
 Frame = tuple["EventBus", Event, "Frame | None"]
 """(bus, event being dispatched, the frame that emitted it)."""
@@ -45,3 +45,15 @@ def runs_on(frame: Frame | None, bus: EventBus) -> bool:
             return True
         frame = frame[2]
     return False
+
+
+def stand_in_chain(bus: EventBus, names: tuple[str, ...], event: Event) -> Frame | None:
+    """Frames standing for the emissions named ``names`` (outermost first) that
+    led to ``event`` in another process, as if they had run on ``bus``."""
+    frame: Frame | None = None
+    last = len(names) - 1
+    for index, name in enumerate(names):
+        stand_in_id = event.parent_id if index == last else ""
+        fields: tuple[Any, ...] = (name, {}, None, stand_in_id, None, index, 0.0)
+        frame = (bus, new_event(Event, fields), frame)
+    return frame

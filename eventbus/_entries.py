@@ -14,17 +14,16 @@ import enum
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from ._chain import Frame
 from ._errors import PayloadError
 from ._event import Event, new_event
 from ._names import check_name
 
 if TYPE_CHECKING:
-    from ._bus import EventBus
+    pass
 
-__all__ = ["FORMAT", "BadEntry", "Received", "ancestry", "decode", "encode", "text"]
+__all__ = ["FORMAT", "BadEntry", "Received", "decode", "encode", "text"]
 
 FORMAT: Final = "1"
 """Version of the entry layout, sent as the ``v`` field."""
@@ -155,16 +154,3 @@ def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
         timestamp,
     )
     return Received(new_event(Event, fields_of_event), ancestors, fields.get("origin", ""))
-
-
-def ancestry(bus: EventBus, received: Received) -> Frame | None:
-    """Frames standing for the emissions that led to a received event in the
-    process that emitted it, so that a loop through processes is refused."""
-    frame: Frame | None = None
-    event = received.event
-    count = len(received.ancestors)
-    for index, name in enumerate(received.ancestors):
-        stand_in_id = event.parent_id if index == count - 1 else ""
-        stand_in: tuple[Any, ...] = (name, {}, None, stand_in_id, None, index, 0.0)
-        frame = (bus, new_event(Event, stand_in), frame)
-    return frame

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ._entries import BadEntry, Received, ancestry, decode, text
+from ._entries import BadEntry, Received, decode, text
 from ._errors import BusClosedError, EventBusError
 from ._redis_link import DOWN, Link, describe, message, redis
 from ._report import EmitReport
@@ -446,7 +446,9 @@ class Consumer:
         bus = self._bus
         self._link.counts["consumed"] += 1
         try:
-            return await bus._emit_received(received.event, ancestry(bus, received), self._outbox)
+            return await bus.emit_received(
+                received.event, chain=received.ancestors, skip=self._outbox
+            )
         except BusClosedError:
             raise
         except EventBusError as refusal:

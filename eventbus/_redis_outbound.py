@@ -9,7 +9,6 @@ import contextlib
 from collections import deque
 from typing import Final
 
-from ._chain import Frame, chain_names
 from ._entries import encode
 from ._event import Event
 from ._names import key_matches
@@ -62,8 +61,8 @@ class Outbox:
     def matches(self, name: str) -> bool:
         return any(key_matches(pattern, name) for pattern in self.patterns)
 
-    def prepare(self, event: Event, parent: Frame | None) -> dict[str, str]:
-        return encode(event, chain_names(parent), self._group, self._link.stream)
+    def prepare(self, event: Event, chain: tuple[str, ...]) -> dict[str, str]:
+        return encode(event, chain, self._group, self._link.stream)
 
     def take(self, fields: dict[str, str]) -> None:
         self._queue.append(fields)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ._chain import Frame
 from ._event import Event
 
 __all__ = ["Tap"]
@@ -24,9 +23,10 @@ class Tap(Protocol):
         """Whether emissions of ``name`` are shown to this tap (asked once per route)."""
         ...
 
-    def prepare(self, event: Event, parent: Frame | None) -> Any:
-        """What ``take`` will keep; raising refuses the emission. ``parent`` is
-        the frame of the emission that led to it (see ``_chain``), if any."""
+    def prepare(self, event: Event, chain: tuple[str, ...]) -> Any:
+        """What ``take`` will keep; raising refuses the emission (the emitter
+        gets the exception, no handler runs). ``chain`` names the emissions
+        whose handlers led to this one, outermost first (empty at top level)."""
         ...
 
     def take(self, prepared: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final, final
 
-from ._chain import Frame
 from ._event import Event
 from ._names import key_matches
 
@@ -62,7 +61,7 @@ class RecordingTap:
     def matches(self, name: str) -> bool:
         return self.recorder.matches(name)
 
-    def prepare(self, event: Event, parent: Frame | None) -> Event:
+    def prepare(self, event: Event, chain: tuple[str, ...]) -> Event:
         return event
 
     def take(self, event: Event) -> None:

@@ -19,7 +19,6 @@ Needs the ``fastapi`` extra: ``pip install 'eventbus[fastapi]'``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final, TypeAlias
@@ -78,7 +77,7 @@ def attach(app: FastAPI, bus: EventBus, *, close: bool = True) -> EventBus:
 def _with_bus(inner: _Lifespan, bus: EventBus, *, close: bool) -> _Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
-        _adopt_running_loop(bus)
+        bus.bind()
         async with inner(app) as state:
             yield state
             # Not in a `finally`: a lifespan torn down by an error must not hang here.
@@ -88,12 +87,6 @@ def _with_bus(inner: _Lifespan, bus: EventBus, *, close: bool) -> _Lifespan:
                 await bus.drain()
 
     return lifespan
-
-
-def _adopt_running_loop(bus: EventBus) -> None:
-    """Make the running loop the one ``emit_sync`` from another thread runs
-    async handlers on, as if the bus had already emitted on it."""
-    bus._adopt_loop(asyncio.get_running_loop())
 
 
 async def get_events(connection: HTTPConnection) -> EventBus:

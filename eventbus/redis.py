@@ -191,7 +191,7 @@ class RedisBridge:
             self._consuming = loop.create_task(consumer.run(self._stop_consuming), context=empty)
         if self.forward:
             self._writing = loop.create_task(self._outbox.run(self._stop_writing), context=empty)
-            self._bus._add_tap(self._outbox)
+            self._bus.add_tap(self._outbox)
         self._link.log.info(
             "eventbus.redis.started", forward=list(self.forward), **self._link.where()
         )
@@ -211,7 +211,7 @@ class RedisBridge:
         left = _countdown(timeout)
         try:
             await self._stop_consumer(left)
-            self._bus._remove_tap(self._outbox)
+            self._bus.remove_tap(self._outbox)
             self._stop_writing.set()
             self._outbox.stop()
             if self._writing is not None:
@@ -317,7 +317,7 @@ def _check_forward(bus: EventBus, forward: Iterable[str] | str) -> tuple[str, ..
     if isinstance(forward, str):
         forward = (forward,)
     try:
-        return tuple(bus._check_subscribable(pattern) for pattern in forward)
+        return tuple(bus.check_subscribable(pattern) for pattern in forward)
     except TypeError as error:
         raise TypeError(f"forward: {error}") from None
     except ValueError as error:  # UnknownEventError is a LookupError: it passes as is

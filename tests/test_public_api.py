@@ -22,6 +22,7 @@ API_NAMES = [
     "PayloadError",
     "Recorder",
     "ReentrancyError",
+    "Tap",
     "UnknownEventError",
     "__version__",
 ]

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from eventbus import Event, EventBus, EventBusError, PayloadError
-from eventbus._chain import chain_names
-from eventbus._entries import FORMAT, BadEntry, Received, ancestry, decode, encode, text
+from eventbus import Event, EventBus, EventBusError, PayloadError, ReentrancyError
+from eventbus._entries import FORMAT, BadEntry, Received, decode, encode, text
 
 
 async def nested_event(bus: EventBus) -> Event:
@@ -241,40 +240,55 @@ def test_bytes_entries_are_refused_like_str_ones() -> None:
         decode(raw)
 
 
-# ---------------------------------------------------------------- ancestry
+# ---------------------------------------------------------------- received chain
 
 
-def test_ancestry_builds_frames_whose_names_are_the_chain(bus: EventBus) -> None:
+async def test_a_received_chain_makes_a_loop_through_processes_a_reentrancy_error(
+    bus: EventBus,
+) -> None:
     received = decode(valid_fields(chain="order.paid sale.closed", depth="2", name="ledger.x"))
+    refusals: list[ReentrancyError] = []
 
-    frame = ancestry(bus, received)
+    @bus.on("ledger.x")
+    async def emit_an_ancestor(event: Event) -> None:
+        try:
+            await bus.emit("order.paid")
+        except ReentrancyError as refusal:
+            refusals.append(refusal)
 
-    assert chain_names(frame) == ("order.paid", "sale.closed")
+    report = await bus.emit_received(received.event, chain=received.ancestors)
+
+    assert report.ok
+    assert [refusal.chain for refusal in refusals] == [
+        ("order.paid", "sale.closed", "ledger.x", "order.paid")
+    ]
 
 
-def test_the_innermost_ancestor_stands_for_the_parent_event_on_this_bus(bus: EventBus) -> None:
+async def test_an_emission_under_a_received_event_nests_below_it(bus: EventBus) -> None:
     received = decode(valid_fields(chain="order.paid sale.closed", depth="2", name="ledger.x"))
+    children: list[Event] = []
 
-    frame = ancestry(bus, received)
+    @bus.on("ledger.x")
+    async def emit_a_child(event: Event) -> None:
+        children.append((await bus.emit("ledger.written")).event)
 
-    assert frame is not None
-    owner, parent, outer = frame
-    assert owner is bus
-    assert parent.name == "sale.closed"
-    assert parent.id == "0123456789abcdef-29"
-    assert parent.depth == 1
-    assert outer is not None
-    assert outer[0] is bus
-    assert outer[1].name == "order.paid"
-    assert outer[1].depth == 0
-    assert outer[2] is None
+    await bus.emit_received(received.event, chain=received.ancestors)
+
+    assert [(child.parent_id, child.depth) for child in children] == [(received.event.id, 3)]
 
 
-def test_an_entry_without_chain_has_no_ancestry(bus: EventBus) -> None:
+async def test_an_entry_without_chain_is_received_as_a_top_level_emission(
+    bus: EventBus,
+) -> None:
     received = decode(valid_fields(chain=None, parent=None, depth="0"))
+    seen: list[Event] = []
+    bus.on(received.event.name, seen.append)
+
+    report = await bus.emit_received(received.event, chain=received.ancestors)
 
     assert received.ancestors == ()
-    assert ancestry(bus, received) is None
+    assert seen == [received.event]
+    assert report.event is received.event
 
 
 def test_received_holds_event_ancestors_and_origin() -> None:
