@@ -117,7 +117,7 @@ def test_version_is_the_installed_distribution_version() -> None:
 
 
 def test_version_is_the_one_in_pyproject() -> None:
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
 
     assert eventbus.__version__ == declared
