@@ -62,7 +62,8 @@ def strict_bus() -> EventBus:
 # ---------------------------------------------------------------- declare and catalog
 
 
-def test_declare_returns_a_spec_with_the_given_fields(bus: EventBus) -> None:
+def test_declare_returns_spec(bus: EventBus) -> None:
+    """Declare returns a spec with the given fields."""
     spec = bus.declare(
         "sale.closed",
         description="A sale was paid for.",
@@ -77,7 +78,8 @@ def test_declare_returns_a_spec_with_the_given_fields(bus: EventBus) -> None:
     assert spec.reentrant is True
 
 
-def test_declare_defaults_to_no_description_no_payload_not_reentrant(bus: EventBus) -> None:
+def test_declare_defaults(bus: EventBus) -> None:
+    """Declare defaults to no description no payload not reentrant."""
     spec = bus.declare("sale.closed")
 
     assert (spec.name, spec.description, spec.payload, spec.reentrant) == (
@@ -88,7 +90,8 @@ def test_declare_defaults_to_no_description_no_payload_not_reentrant(bus: EventB
     )
 
 
-def test_declared_payload_spec_is_read_only(bus: EventBus) -> None:
+def test_payload_spec_read_only(bus: EventBus) -> None:
+    """Declared payload spec is read only."""
     spec = bus.declare("sale.closed", payload={"amount": int})
 
     with pytest.raises(TypeError):
@@ -96,7 +99,8 @@ def test_declared_payload_spec_is_read_only(bus: EventBus) -> None:
     assert spec.payload == {"amount": int}
 
 
-def test_declared_payload_spec_is_copied_from_the_callers_dict(bus: EventBus) -> None:
+def test_payload_spec_copied(bus: EventBus) -> None:
+    """Declared payload spec is copied from the callers dict."""
     given = {"amount": int}
     spec = bus.declare("sale.closed", payload=given)
 
@@ -105,7 +109,8 @@ def test_declared_payload_spec_is_copied_from_the_callers_dict(bus: EventBus) ->
     assert dict(spec.payload or {}) == {"amount": int}
 
 
-def test_spec_is_read_only(bus: EventBus) -> None:
+def test_spec_read_only(bus: EventBus) -> None:
+    """Spec is read only."""
     spec = bus.declare("sale.closed")
 
     with pytest.raises(AttributeError):
@@ -113,8 +118,11 @@ def test_spec_is_read_only(bus: EventBus) -> None:
     assert spec.name == "sale.closed"
 
 
-def test_spec_with_a_payload_is_hashable_and_equal_specs_hash_equal(bus: EventBus) -> None:
-    """Regression: hashing an EventSpec with a payload raised TypeError (mappingproxy)."""
+def test_spec_hashable(bus: EventBus) -> None:
+    """Spec with a payload is hashable and equal specs hash equal.
+
+    Regression: hashing an EventSpec with a payload raised TypeError (mappingproxy).
+    """
     spec = bus.declare("sale.closed", description="paid", payload={"amount": int})
     twin = EventBus("other").declare("sale.closed", description="paid", payload={"amount": int})
 
@@ -124,11 +132,13 @@ def test_spec_with_a_payload_is_hashable_and_equal_specs_hash_equal(bus: EventBu
     assert {spec, twin} == {spec}
 
 
-def test_catalog_is_empty_before_any_declaration(bus: EventBus) -> None:
+def test_catalog_starts_empty(bus: EventBus) -> None:
+    """Catalog is empty before any declaration."""
     assert bus.catalog() == ()
 
 
-def test_catalog_is_a_tuple_of_specs_sorted_by_name(bus: EventBus) -> None:
+def test_catalog_sorted(bus: EventBus) -> None:
+    """Catalog is a tuple of specs sorted by name."""
     b = bus.declare("b")
     a_x = bus.declare("a.x")
     a = bus.declare("a")
@@ -139,13 +149,15 @@ def test_catalog_is_a_tuple_of_specs_sorted_by_name(bus: EventBus) -> None:
     assert catalog == (a, a_x, b)
 
 
-def test_catalog_is_per_bus(bus: EventBus) -> None:
+def test_catalog_per_bus(bus: EventBus) -> None:
+    """Catalog is per bus."""
     bus.declare("sale.closed")
 
     assert EventBus("other").catalog() == ()
 
 
-def test_redeclaring_the_same_spec_returns_the_existing_one(bus: EventBus) -> None:
+def test_redeclare_same(bus: EventBus) -> None:
+    """Redeclaring the same spec returns the existing one."""
     first = bus.declare("sale.closed", description="paid", payload={"amount": int})
 
     again = bus.declare("sale.closed", description="paid", payload={"amount": int})
@@ -163,7 +175,8 @@ def test_redeclaring_the_same_spec_returns_the_existing_one(bus: EventBus) -> No
         {"reentrant": True},
     ],
 )
-def test_redeclaring_differently_is_a_value_error(bus: EventBus, changes: dict[str, Any]) -> None:
+def test_redeclare_differently(bus: EventBus, changes: dict[str, Any]) -> None:
+    """Redeclaring differently is a value error."""
     original = {"description": "paid", "payload": {"amount": int}, "reentrant": False}
     first = bus.declare("sale.closed", **original)
 
@@ -177,7 +190,8 @@ def test_redeclaring_differently_is_a_value_error(bus: EventBus, changes: dict[s
 
 
 @pytest.mark.parametrize("name", ["sale.*", "*"])
-def test_declaring_a_pattern_is_a_value_error(bus: EventBus, name: str) -> None:
+def test_declare_pattern(bus: EventBus, name: str) -> None:
+    """Declaring a pattern is a value error."""
     with pytest.raises(ValueError, match=re.escape(repr(name))):
         bus.declare(name)
 
@@ -185,14 +199,16 @@ def test_declaring_a_pattern_is_a_value_error(bus: EventBus, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["", "sale..closed", "sale closed", "vente.clôturée"])
-def test_declaring_an_invalid_name_is_a_value_error(bus: EventBus, name: str) -> None:
+def test_declare_invalid_name(bus: EventBus, name: str) -> None:
+    """Declaring an invalid name is a value error."""
     with pytest.raises(ValueError, match="invalid event name"):
         bus.declare(name)
 
     assert bus.catalog() == ()
 
 
-def test_declaring_a_non_str_name_is_a_type_error(bus: EventBus) -> None:
+def test_declare_non_str_name(bus: EventBus) -> None:
+    """Declaring a non str name is a type error."""
     with pytest.raises(TypeError, match="must be a str"):
         bus.declare(42)  # type: ignore[arg-type]
 
@@ -211,9 +227,8 @@ def test_declaring_a_non_str_name_is_a_type_error(bus: EventBus) -> None:
         ("amount", r"payload must be a mapping"),
     ],
 )
-def test_declaring_a_bad_payload_spec_is_a_type_error(
-    bus: EventBus, payload: Any, message: str
-) -> None:
+def test_declare_bad_payload_spec(bus: EventBus, payload: Any, message: str) -> None:
+    """Declaring a bad payload spec is a type error."""
     with pytest.raises(TypeError, match=message):
         bus.declare("sale.closed", payload=payload)
 
@@ -230,10 +245,11 @@ def test_declaring_a_bad_payload_spec_is_a_type_error(
     ],
     ids=["dict[str, int] | None", "list[int] | int", "list[int]", "Optional[list[int]]"],
 )
-def test_declaring_a_payload_type_isinstance_cannot_use_is_a_type_error(
-    bus: EventBus, expected: Any
-) -> None:
-    """Regression: declare accepted a union of parameterized generics; every emit then failed."""
+def test_declare_unusable_type(bus: EventBus, expected: Any) -> None:
+    """Declaring a payload type isinstance cannot use is a type error.
+
+    Regression: declare accepted a union of parameterized generics; every emit then failed.
+    """
     existing = bus.declare("sale.opened", payload={"till": str})
 
     with pytest.raises(TypeError, match=r"payload\['items'\].*usable with isinstance"):
@@ -244,7 +260,8 @@ def test_declaring_a_payload_type_isinstance_cannot_use_is_a_type_error(
 
 
 @pytest.mark.parametrize("description", [None, 42, b"paid"])
-def test_declaring_a_non_str_description_is_a_type_error(bus: EventBus, description: Any) -> None:
+def test_declare_bad_description(bus: EventBus, description: Any) -> None:
+    """Declaring a non str description is a type error."""
     with pytest.raises(TypeError, match="description must be a str"):
         bus.declare("sale.closed", description=description)
 
@@ -252,14 +269,16 @@ def test_declaring_a_non_str_description_is_a_type_error(bus: EventBus, descript
 
 
 @pytest.mark.parametrize("reentrant", [None, 1, "yes"])
-def test_declaring_a_non_bool_reentrant_is_a_type_error(bus: EventBus, reentrant: Any) -> None:
+def test_declare_bad_reentrant(bus: EventBus, reentrant: Any) -> None:
+    """Declaring a non bool reentrant is a type error."""
     with pytest.raises(TypeError, match="reentrant must be a bool"):
         bus.declare("sale.closed", reentrant=reentrant)
 
     assert bus.catalog() == ()
 
 
-def test_bad_declaration_leaves_existing_catalog_unchanged(bus: EventBus) -> None:
+def test_bad_declare_keeps_catalog(bus: EventBus) -> None:
+    """Bad declaration leaves existing catalog unchanged."""
     spec = bus.declare("sale.closed", payload={"amount": int})
 
     with pytest.raises(TypeError):
@@ -273,9 +292,8 @@ def test_bad_declaration_leaves_existing_catalog_unchanged(bus: EventBus) -> Non
 
 
 @pytest.mark.parametrize("how", EMITTERS)
-async def test_missing_payload_key_is_refused_before_any_handler_runs(
-    sale_bus: EventBus, how: str
-) -> None:
+async def test_missing_key_refused(sale_bus: EventBus, how: str) -> None:
+    """Missing payload key is refused before any handler runs."""
     ran: list[Event] = []
     sale_bus.on("sale.closed", ran.append)
 
@@ -286,9 +304,8 @@ async def test_missing_payload_key_is_refused_before_any_handler_runs(
 
 
 @pytest.mark.parametrize("how", EMITTERS)
-async def test_mistyped_payload_value_is_refused_before_any_handler_runs(
-    sale_bus: EventBus, how: str
-) -> None:
+async def test_mistyped_value_refused(sale_bus: EventBus, how: str) -> None:
+    """Mistyped payload value is refused before any handler runs."""
     ran: list[Event] = []
     sale_bus.on("sale.closed", ran.append)
 
@@ -299,7 +316,8 @@ async def test_mistyped_payload_value_is_refused_before_any_handler_runs(
 
 
 @pytest.mark.parametrize("how", EMITTERS)
-async def test_payload_matching_its_declaration_is_emitted(sale_bus: EventBus, how: str) -> None:
+async def test_matching_payload_emitted(sale_bus: EventBus, how: str) -> None:
+    """Payload matching its declaration is emitted."""
     ran: list[Event] = []
     sale_bus.on("sale.closed", ran.append)
 
@@ -309,24 +327,28 @@ async def test_payload_matching_its_declaration_is_emitted(sale_bus: EventBus, h
     assert [event.payload for event in ran] == [{"amount": 12, "note": "cash"}]
 
 
-async def test_payload_error_names_the_given_type_for_a_union(sale_bus: EventBus) -> None:
+async def test_union_error_names_type(sale_bus: EventBus) -> None:
+    """``payload_error`` names the given type for a union."""
     with pytest.raises(PayloadError, match=r"'note'.*str \| None.*\bint\b"):
         await sale_bus.emit("sale.closed", amount=12, note=3)
 
 
 @pytest.mark.parametrize("note", [None, "cash"])
-async def test_union_type_accepts_each_of_its_members(sale_bus: EventBus, note: str | None) -> None:
+async def test_union_accepts_members(sale_bus: EventBus, note: str | None) -> None:
+    """Union type accepts each of its members."""
     report = await sale_bus.emit("sale.closed", amount=12, note=note)
 
     assert report.event["note"] == note
 
 
-async def test_missing_union_key_is_refused_even_if_none_is_allowed(sale_bus: EventBus) -> None:
+async def test_missing_optional_key(sale_bus: EventBus) -> None:
+    """Missing union key is refused even if none is allowed."""
     with pytest.raises(PayloadError, match=r"'note'.*got nothing"):
         await sale_bus.emit("sale.closed", amount=12)
 
 
-async def test_instance_of_a_subclass_is_accepted(bus: EventBus) -> None:
+async def test_subclass_accepted(bus: EventBus) -> None:
+    """Instance of a subclass is accepted."""
     bus.declare("sale.closed", payload={"total": Money})
     total = Euros()
 
@@ -335,25 +357,29 @@ async def test_instance_of_a_subclass_is_accepted(bus: EventBus) -> None:
     assert report.event["total"] is total
 
 
-async def test_instance_of_a_base_class_is_refused(bus: EventBus) -> None:
+async def test_base_class_refused(bus: EventBus) -> None:
+    """Instance of a base class is refused."""
     bus.declare("sale.closed", payload={"total": Euros})
 
     with pytest.raises(PayloadError, match=r"'total'.*Euros.*Money"):
         await bus.emit("sale.closed", total=Money())
 
 
-async def test_extra_payload_keys_are_allowed(sale_bus: EventBus) -> None:
+async def test_extra_keys_allowed(sale_bus: EventBus) -> None:
+    """Extra payload keys are allowed."""
     report = await sale_bus.emit("sale.closed", amount=12, note=None, cashier="Léa")
 
     assert report.event.payload == {"amount": 12, "note": None, "cashier": "Léa"}
 
 
-async def test_payload_error_is_a_type_error(sale_bus: EventBus) -> None:
+async def test_payload_error_type(sale_bus: EventBus) -> None:
+    """``payload_error`` is a type error."""
     with pytest.raises(TypeError):
         await sale_bus.emit("sale.closed")
 
 
-async def test_declared_event_without_payload_spec_accepts_any_payload(bus: EventBus) -> None:
+async def test_no_spec_any_payload(bus: EventBus) -> None:
+    """Declared event without payload spec accepts any payload."""
     bus.declare("sale.closed", description="no payload rules")
 
     report = await bus.emit("sale.closed", anything=object())
@@ -362,9 +388,8 @@ async def test_declared_event_without_payload_spec_accepts_any_payload(bus: Even
 
 
 @pytest.mark.parametrize("how", EMITTERS)
-async def test_payload_refused_emission_is_not_recorded_nor_logged_as_emitted(
-    sale_bus: EventBus, how: str
-) -> None:
+async def test_refusal_not_recorded(sale_bus: EventBus, how: str) -> None:
+    """Payload refused emission is not recorded nor logged as emitted."""
     with structlog.testing.capture_logs() as logs, sale_bus.record() as recorder:
         with pytest.raises(PayloadError):
             await emit_with(sale_bus, how, "sale.closed", amount="12", note=None)
@@ -374,9 +399,9 @@ async def test_payload_refused_emission_is_not_recorded_nor_logged_as_emitted(
     assert [entry for entry in logs if entry["event"] == "eventbus.emitted"] == []
 
 
-async def test_payload_refused_inside_a_handler_is_that_handlers_failure(
-    sale_bus: EventBus,
-) -> None:
+async def test_refusal_in_handler(sale_bus: EventBus) -> None:
+    """Payload refused inside a handler is that handlers failure."""
+
     async def bad(event: Event) -> None:
         await sale_bus.emit("sale.closed", amount="12", note=None)
 
@@ -389,9 +414,8 @@ async def test_payload_refused_inside_a_handler_is_that_handlers_failure(
     assert report.values == ("still runs",)
 
 
-async def test_declaring_after_subscribing_applies_payload_checks_to_later_emissions(
-    bus: EventBus,
-) -> None:
+async def test_declare_after_subscribe(bus: EventBus) -> None:
+    """Declaring after subscribing applies payload checks to later emissions."""
     ran: list[Event] = []
     bus.on("sale.closed", ran.append)
     await bus.emit("sale.closed", amount="12")  # not declared yet: not checked
@@ -429,9 +453,8 @@ SUBSCRIBERS: list[Callable[[EventBus, str], None]] = [_on, _on_decorator, _once,
 
 
 @pytest.mark.parametrize("how", EMITTERS)
-async def test_strict_bus_refuses_to_emit_an_undeclared_name_suggesting_the_closest(
-    strict_bus: EventBus, how: str
-) -> None:
+async def test_strict_emit_undeclared(strict_bus: EventBus, how: str) -> None:
+    """Strict bus refuses to emit an undeclared name suggesting the closest."""
     ran: list[Event] = []
     strict_bus.on("sale.*", ran.append)
 
@@ -446,9 +469,10 @@ async def test_strict_bus_refuses_to_emit_an_undeclared_name_suggesting_the_clos
 
 
 @pytest.mark.parametrize("subscribe", SUBSCRIBERS)
-def test_strict_bus_refuses_to_subscribe_to_an_undeclared_name_suggesting_the_closest(
+def test_strict_on_undeclared(
     strict_bus: EventBus, subscribe: Callable[[EventBus, str], None]
 ) -> None:
+    """Strict bus refuses to subscribe to an undeclared name suggesting the closest."""
     with pytest.raises(UnknownEventError, match=r"did you mean 'sale\.closed'\?"):
         subscribe(strict_bus, "sale.closd")
 
@@ -456,30 +480,32 @@ def test_strict_bus_refuses_to_subscribe_to_an_undeclared_name_suggesting_the_cl
     assert strict_bus.topics() == ()
 
 
-def test_unknown_event_error_suggests_the_closest_declared_name_first(
-    strict_bus: EventBus,
-) -> None:
+def test_unknown_closest_first(strict_bus: EventBus) -> None:
+    """Unknown event error suggests the closest declared name first."""
     strict_bus.declare("sale.opened")
 
     with pytest.raises(UnknownEventError, match=r"did you mean 'sale\.closed'"):
         strict_bus.emit_sync("sale.closd")
 
 
-def test_unknown_event_error_names_the_unknown_name(strict_bus: EventBus) -> None:
+def test_unknown_names_it(strict_bus: EventBus) -> None:
+    """Unknown event error names the unknown name."""
     with pytest.raises(UnknownEventError, match=r"'sale\.closd'"):
         strict_bus.emit_sync("sale.closd")
 
 
-def test_unknown_event_error_is_a_lookup_error(strict_bus: EventBus) -> None:
+def test_unknown_is_lookup_error(strict_bus: EventBus) -> None:
+    """Unknown event error is a lookup error."""
     with pytest.raises(LookupError):
         strict_bus.emit_sync("nope")
 
 
 @pytest.mark.parametrize("pattern", ["sale.*", "*"])
 @pytest.mark.parametrize("subscribe", SUBSCRIBERS[:3])
-def test_strict_bus_accepts_a_pattern_matching_a_declared_name(
+def test_strict_pattern_matching(
     strict_bus: EventBus, subscribe: Callable[[EventBus, str], None], pattern: str
 ) -> None:
+    """Strict bus accepts a pattern matching a declared name."""
     subscribe(strict_bus, pattern)
 
     if subscribe is not _on_decorator:
@@ -487,24 +513,24 @@ def test_strict_bus_accepts_a_pattern_matching_a_declared_name(
 
 
 @pytest.mark.parametrize("subscribe", SUBSCRIBERS)
-def test_strict_bus_refuses_a_pattern_matching_no_declared_name(
+def test_strict_pattern_no_match(
     strict_bus: EventBus, subscribe: Callable[[EventBus, str], None]
 ) -> None:
+    """Strict bus refuses a pattern matching no declared name."""
     with pytest.raises(UnknownEventError, match=r"'nope\.\*'"):
         subscribe(strict_bus, "nope.*")
 
     assert strict_bus.topics() == ()
 
 
-def test_strict_bus_refuses_a_pattern_matching_only_the_prefix_itself(
-    strict_bus: EventBus,
-) -> None:
+def test_strict_pattern_prefix_only(strict_bus: EventBus) -> None:
     """``sale.closed.*`` matches names below ``sale.closed``, and none is declared."""
     with pytest.raises(UnknownEventError):
         strict_bus.on("sale.closed.*", lambda event: None)
 
 
-def test_strict_bus_without_declarations_refuses_the_catch_all_pattern() -> None:
+def test_strict_empty_catch_all() -> None:
+    """Strict bus without declarations refuses the catch all pattern."""
     bus = EventBus("strict", strict=True)
 
     with pytest.raises(UnknownEventError):
@@ -512,7 +538,8 @@ def test_strict_bus_without_declarations_refuses_the_catch_all_pattern() -> None
 
 
 @pytest.mark.parametrize("how", EMITTERS)
-async def test_strict_bus_emits_declared_names(strict_bus: EventBus, how: str) -> None:
+async def test_strict_emits_declared(strict_bus: EventBus, how: str) -> None:
+    """Strict bus emits declared names."""
     ran: list[Event] = []
     strict_bus.on("sale.closed", ran.append)
     strict_bus.on("sale.*", ran.append)
@@ -524,9 +551,8 @@ async def test_strict_bus_emits_declared_names(strict_bus: EventBus, how: str) -
     assert len(ran) == 2
 
 
-async def test_strict_bus_accepts_names_declared_after_it_was_created(
-    strict_bus: EventBus,
-) -> None:
+async def test_strict_later_declaration(strict_bus: EventBus) -> None:
+    """Strict bus accepts names declared after it was created."""
     with pytest.raises(UnknownEventError):
         await strict_bus.emit("stock.counted")
 
@@ -536,12 +562,15 @@ async def test_strict_bus_accepts_names_declared_after_it_was_created(
     assert (await strict_bus.emit("stock.counted")).values == ("ok",)
 
 
-def test_strict_bus_with_no_close_name_lists_the_declared_ones(strict_bus: EventBus) -> None:
+def test_strict_lists_declared(strict_bus: EventBus) -> None:
+    """Strict bus with no close name lists the declared ones."""
     with pytest.raises(UnknownEventError, match=r"member\.created"):
         strict_bus.emit_sync("zzz")
 
 
-def test_strict_bus_introspection_never_raises_on_undeclared_names(strict_bus: EventBus) -> None:
+def test_strict_introspection_quiet(strict_bus: EventBus) -> None:
+    """Strict bus introspection never raises on undeclared names."""
+
     def handler(event: Event) -> None:
         pass
 
@@ -562,7 +591,8 @@ def test_strict_bus_introspection_never_raises_on_undeclared_names(strict_bus: E
         pass
 
 
-def test_strict_bus_introspection_sees_declared_subscriptions(strict_bus: EventBus) -> None:
+def test_strict_introspection_sees(strict_bus: EventBus) -> None:
+    """Strict bus introspection sees declared subscriptions."""
     strict_bus.on("sale.*", lambda event: None)
 
     assert strict_bus.has_listeners("sale.closed") is True
@@ -570,7 +600,8 @@ def test_strict_bus_introspection_sees_declared_subscriptions(strict_bus: EventB
     assert strict_bus.listener_count("sale.closed") == 1
 
 
-def test_non_strict_bus_emits_undeclared_names(bus: EventBus) -> None:
+def test_non_strict_undeclared(bus: EventBus) -> None:
+    """Non strict bus emits undeclared names."""
     bus.declare("sale.closed")
     bus.on("sale.closd", lambda event: "typo welcome")
 

@@ -41,7 +41,8 @@ class _ReadOnlyMapping(Mapping[str, Any]):
 # ---------------------------------------------------------------- constructor
 
 
-def test_event_keeps_name_payload_and_source() -> None:
+def test_keeps_its_fields() -> None:
+    """Event keeps name payload and source."""
     event = Event("sale.closed", {"amount": 12, "who": "ann"}, source="caisse")
 
     assert event.name == "sale.closed"
@@ -49,7 +50,8 @@ def test_event_keeps_name_payload_and_source() -> None:
     assert event.source == "caisse"
 
 
-def test_event_without_payload_has_an_empty_payload_mapping() -> None:
+def test_no_payload_is_empty() -> None:
+    """Event without payload has an empty payload mapping."""
     event = Event("sale.closed")
 
     assert isinstance(event.payload, Mapping)
@@ -57,22 +59,26 @@ def test_event_without_payload_has_an_empty_payload_mapping() -> None:
     assert len(event.payload) == 0
 
 
-def test_event_with_payload_none_has_an_empty_payload_mapping() -> None:
+def test_payload_none_is_empty() -> None:
+    """Event with payload none has an empty payload mapping."""
     assert dict(Event("sale.closed", None).payload) == {}
 
 
-def test_event_defaults_to_no_source() -> None:
+def test_source_defaults_to_none() -> None:
+    """Event defaults to no source."""
     assert Event("sale.closed").source is None
 
 
-def test_event_built_directly_is_top_level() -> None:
+def test_built_directly_is_top_level() -> None:
+    """Event built directly is top level."""
     event = Event("sale.closed", {"a": 1})
 
     assert event.parent_id is None
     assert event.depth == 0
 
 
-def test_event_timestamp_is_time_time_at_construction() -> None:
+def test_timestamp_at_construction() -> None:
+    """Event timestamp is time time at construction."""
     before = time.time()
     event = Event("sale.closed")
     after = time.time()
@@ -90,14 +96,16 @@ def test_event_timestamp_is_time_time_at_construction() -> None:
     ],
     ids=["dict", "mappingproxy", "custom-mapping"],
 )
-def test_event_accepts_any_mapping_as_payload(payload: Mapping[str, Any]) -> None:
+def test_any_mapping_payload(payload: Mapping[str, Any]) -> None:
+    """Event accepts any mapping as payload."""
     event = Event("a.b", payload)
 
     assert dict(event.payload) == {"k": 1}
     assert event["k"] == 1
 
 
-def test_event_payload_key_may_be_called_name_or_source() -> None:
+def test_payload_key_name_or_source() -> None:
+    """Event payload key may be called name or source."""
     event = Event("a.b", {"name": "n", "source": "s"}, source="real")
 
     assert event.name == "a.b"
@@ -106,7 +114,8 @@ def test_event_payload_key_may_be_called_name_or_source() -> None:
     assert event["source"] == "s"
 
 
-def test_event_copies_the_payload_given_to_it() -> None:
+def test_copies_the_payload() -> None:
+    """Event copies the payload given to it."""
     payload = {"amount": 1}
     event = Event("sale.closed", payload)
 
@@ -120,7 +129,8 @@ def test_event_copies_the_payload_given_to_it() -> None:
 
 
 @pytest.mark.parametrize("name", [None, 42, b"sale.closed", ["sale"], 1.5])
-def test_event_with_non_str_name_raises_type_error(name: object) -> None:
+def test_non_str_name(name: object) -> None:
+    """Event with non str name raises type error."""
     with pytest.raises(TypeError, match="str"):
         Event(name)  # type: ignore[arg-type]
 
@@ -128,24 +138,28 @@ def test_event_with_non_str_name_raises_type_error(name: object) -> None:
 @pytest.mark.parametrize(
     "name", ["", "sale..closed", ".sale", "sale.", "sale closed", "user.*", "*"]
 )
-def test_event_with_invalid_name_raises_value_error_naming_it(name: str) -> None:
+def test_invalid_name(name: str) -> None:
+    """Event with invalid name raises value error naming it."""
     with pytest.raises(ValueError, match=re.escape(repr(name))):
         Event(name)
 
 
 @pytest.mark.parametrize("payload", [[("k", 1)], "k=1", 42, {"k", "v"}])
-def test_event_with_non_mapping_payload_raises_type_error(payload: object) -> None:
+def test_non_mapping_payload(payload: object) -> None:
+    """Event with non mapping payload raises type error."""
     with pytest.raises(TypeError, match="payload"):
         Event("a.b", payload)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("source", [42, b"caisse", ["caisse"]])
-def test_event_with_non_str_source_raises_type_error(source: object) -> None:
+def test_non_str_source(source: object) -> None:
+    """Event with non str source raises type error."""
     with pytest.raises(TypeError, match="source"):
         Event("a.b", source=source)  # type: ignore[arg-type]
 
 
-def test_event_source_is_keyword_only() -> None:
+def test_source_keyword_only() -> None:
+    """Event source is keyword only."""
     with pytest.raises(TypeError):
         Event("a.b", {}, "caisse")  # type: ignore[misc]
 
@@ -166,7 +180,8 @@ def test_event_source_is_keyword_only() -> None:
         ("brand_new", 1),
     ],
 )
-def test_event_attributes_cannot_be_set(attribute: str, value: object) -> None:
+def test_attributes_read_only(attribute: str, value: object) -> None:
+    """Event attributes cannot be set."""
     event = Event("a.b", {"k": 1}, source="s")
 
     with pytest.raises(AttributeError):
@@ -178,7 +193,8 @@ def test_event_attributes_cannot_be_set(attribute: str, value: object) -> None:
 
 
 @pytest.mark.parametrize("attribute", ["name", "payload", "source", "id", "depth"])
-def test_event_attributes_cannot_be_deleted(attribute: str) -> None:
+def test_attributes_undeletable(attribute: str) -> None:
+    """Event attributes cannot be deleted."""
     event = Event("a.b", {"k": 1}, source="s")
 
     with pytest.raises(AttributeError):
@@ -188,11 +204,13 @@ def test_event_attributes_cannot_be_deleted(attribute: str) -> None:
     assert event.source == "s"
 
 
-def test_event_is_slotted() -> None:
+def test_slotted() -> None:
+    """Event is slotted."""
     assert not hasattr(Event("a.b"), "__dict__")
 
 
-def test_event_payload_rejects_item_assignment() -> None:
+def test_payload_item_assignment() -> None:
+    """Event payload rejects item assignment."""
     event = Event("a.b", {"k": 1})
 
     with pytest.raises(TypeError):
@@ -201,7 +219,8 @@ def test_event_payload_rejects_item_assignment() -> None:
     assert event["k"] == 1
 
 
-def test_event_payload_rejects_item_deletion() -> None:
+def test_payload_item_deletion() -> None:
+    """Event payload rejects item deletion."""
     event = Event("a.b", {"k": 1})
 
     with pytest.raises(TypeError):
@@ -210,7 +229,8 @@ def test_event_payload_rejects_item_deletion() -> None:
     assert event["k"] == 1
 
 
-def test_empty_event_payload_rejects_item_assignment() -> None:
+def test_empty_payload_assignment() -> None:
+    """Empty event payload rejects item assignment."""
     event = Event("a.b")
 
     with pytest.raises(TypeError):
@@ -219,14 +239,16 @@ def test_empty_event_payload_rejects_item_assignment() -> None:
     assert dict(Event("c.d").payload) == {}
 
 
-def test_event_payload_has_no_mutating_methods() -> None:
+def test_payload_no_mutators() -> None:
+    """Event payload has no mutating methods."""
     payload = Event("a.b", {"k": 1}).payload
 
     for method in ("update", "pop", "popitem", "clear", "setdefault"):
         assert not hasattr(payload, method), method
 
 
-async def test_payload_of_an_emitted_event_is_read_only(bus: EventBus) -> None:
+async def test_emitted_payload_read_only(bus: EventBus) -> None:
+    """Payload of an emitted event is read only."""
     seen: list[Event] = []
     bus.on("a.b", seen.append)
 
@@ -240,19 +262,22 @@ async def test_payload_of_an_emitted_event_is_read_only(bus: EventBus) -> None:
 # ---------------------------------------------------------------- item access
 
 
-def test_event_item_access_reads_the_payload() -> None:
+def test_item_access() -> None:
+    """Event item access reads the payload."""
     event = Event("a.b", {"amount": 12})
 
     assert event["amount"] == 12
     assert event["amount"] == event.payload["amount"]
 
 
-def test_event_item_access_on_a_missing_key_raises_key_error() -> None:
+def test_missing_key() -> None:
+    """Event item access on a missing key raises key error."""
     with pytest.raises(KeyError, match="missing"):
         Event("a.b", {"amount": 12})["missing"]
 
 
-def test_event_is_not_iterable() -> None:
+def test_not_iterable() -> None:
+    """Event is not iterable."""
     with pytest.raises(TypeError):
         iter(Event("a.b", {"amount": 12}))
 
@@ -260,8 +285,11 @@ def test_event_is_not_iterable() -> None:
 # ---------------------------------------------------------------- a record, not a tuple
 
 
-def test_len_of_an_event_raises_type_error_pointing_to_the_payload() -> None:
-    """Regression: len(event) gave the length of the tuple underneath."""
+def test_no_len() -> None:
+    """Len of an event raises type error pointing to the payload.
+
+    Regression: len(event) gave the length of the tuple underneath.
+    """
     event = Event("a.b", {"amount": 12})
 
     with pytest.raises(TypeError, match=r"len\(event\.payload\)"):
@@ -269,8 +297,11 @@ def test_len_of_an_event_raises_type_error_pointing_to_the_payload() -> None:
 
 
 @pytest.mark.parametrize("compare", [operator.lt, operator.le, operator.gt, operator.ge])
-def test_events_cannot_be_ordered(compare: Callable[[Any, Any], Any]) -> None:
-    """Regression: events compared like the tuples underneath."""
+def test_no_ordering(compare: Callable[[Any, Any], Any]) -> None:
+    """Events cannot be ordered.
+
+    Regression: events compared like the tuples underneath.
+    """
     with pytest.raises(TypeError, match="not supported between instances of 'Event'"):
         compare(Event("a.b", {"k": 1}), Event("a.b", {"k": 2}))
 
@@ -280,21 +311,22 @@ def test_events_cannot_be_ordered(compare: Callable[[Any, Any], Any]) -> None:
     [(operator.add, ()), (operator.add, ("x",)), (operator.mul, 2)],
     ids=["+ ()", "+ ('x',)", "* 2"],
 )
-def test_an_event_cannot_be_concatenated_or_repeated(
-    combine: Callable[[Any, Any], Any], other: object
-) -> None:
-    """Regression: event + () and event * 2 built plain tuples of the fields."""
+def test_no_concat_or_repeat(combine: Callable[[Any, Any], Any], other: object) -> None:
+    """An event cannot be concatenated or repeated.
+
+    Regression: event + () and event * 2 built plain tuples of the fields.
+    """
     with pytest.raises(TypeError, match="unsupported operand"):
         combine(Event("a.b", {"k": 1}), other)
 
 
 @pytest.mark.parametrize("payload", [None, {}, {"k": 1}])
-def test_an_event_is_always_truthy(payload: dict[str, Any] | None) -> None:
+def test_always_truthy(payload: dict[str, Any] | None) -> None:
     """An event is a record: refusing len() must not make bool() fail."""
     assert bool(Event("a.b", payload)) is True
 
 
-def test_events_with_the_same_name_and_payload_are_not_equal() -> None:
+def test_equal_fields_not_equal() -> None:
     """Each event is one emission: equality is by id."""
     first, second = Event("a.b", {"k": 1}), Event("a.b", {"k": 1})
 
@@ -305,26 +337,30 @@ def test_events_with_the_same_name_and_payload_are_not_equal() -> None:
 # ---------------------------------------------------------------- ids
 
 
-def test_event_id_is_a_hex_prefix_and_a_hex_counter() -> None:
+def test_id_format() -> None:
+    """``event_id`` is a hex prefix and a hex counter."""
     event_id = Event("a.b").id
 
     assert isinstance(event_id, str)
     assert ID_FORMAT.fullmatch(event_id), event_id
 
 
-def test_event_id_is_stable_for_one_event() -> None:
+def test_id_stable() -> None:
+    """``event_id`` is stable for one event."""
     event = Event("a.b")
 
     assert event.id == event.id
 
 
-def test_many_event_ids_are_distinct() -> None:
+def test_ids_distinct() -> None:
+    """Many event ids are distinct."""
     ids = {Event("a.b").id for _ in range(10_000)}
 
     assert len(ids) == 10_000
 
 
-def test_event_ids_of_one_process_share_a_prefix_and_count_up() -> None:
+def test_ids_count_up() -> None:
+    """Event ids of one process share a prefix and count up."""
     first, second = Event("a.b").id, Event("a.b").id
     prefix_1, counter_1 = first.split("-")
     prefix_2, counter_2 = second.split("-")
@@ -333,7 +369,8 @@ def test_event_ids_of_one_process_share_a_prefix_and_count_up() -> None:
     assert int(counter_2, 16) > int(counter_1, 16)
 
 
-async def test_emitted_event_ids_are_well_formed_and_distinct(bus: EventBus) -> None:
+async def test_emitted_ids(bus: EventBus) -> None:
+    """Emitted event ids are well formed and distinct."""
     ids = [(await bus.emit("a.b")).event.id for _ in range(100)]
     ids.append(bus.emit_sync("a.b").event.id)
     ids.append(Event("a.b").id)
@@ -342,7 +379,8 @@ async def test_emitted_event_ids_are_well_formed_and_distinct(bus: EventBus) -> 
     assert len(set(ids)) == len(ids)
 
 
-def test_event_ids_differ_in_another_process() -> None:
+def test_ids_other_process() -> None:
+    """Event ids differ in another process."""
     code = "from eventbus import Event; print(Event('a.b').id)"
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
@@ -354,7 +392,8 @@ def test_event_ids_differ_in_another_process() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_event_ids_differ_in_a_forked_child() -> None:
+def test_ids_forked_child() -> None:
+    """Event ids differ in a forked child."""
     Event("a.b")  # the parent has made ids before forking
     read_end, write_end = os.pipe()
     with warnings.catch_warnings():
@@ -380,7 +419,8 @@ def test_event_ids_differ_in_a_forked_child() -> None:
 # ---------------------------------------------------------------- repr
 
 
-def test_event_repr_shows_name_payload_keys_source_and_id() -> None:
+def test_repr() -> None:
+    """Event repr shows name payload keys source and id."""
     event = Event("sale.closed", {"amount": 12}, source="caisse")
     text = repr(event)
 
@@ -391,7 +431,7 @@ def test_event_repr_shows_name_payload_keys_source_and_id() -> None:
     assert event.id in text
 
 
-def test_event_repr_never_shows_payload_values() -> None:
+def test_repr_hides_values() -> None:
     """A repr ends up in logs and tracebacks; a payload may hold personal data."""
     event = Event("member.created", {"email": "alice@example.org"})
 
@@ -402,16 +442,22 @@ def test_event_repr_never_shows_payload_values() -> None:
 
 
 @pytest.mark.parametrize("copier", [copy.copy, copy.deepcopy], ids=["copy", "deepcopy"])
-def test_copy_of_an_event_is_the_event_itself(copier: Callable[[Any], Any]) -> None:
-    """Regression: a copied Event was neither == to nor hashed like its original."""
+def test_copy_is_itself(copier: Callable[[Any], Any]) -> None:
+    """Copy of an event is the event itself.
+
+    Regression: a copied Event was neither == to nor hashed like its original.
+    """
     event = Event("a.b", {"k": [1]}, source="s")
 
     assert copier(event) is event
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
-def test_pickled_event_round_trips_equal_with_the_same_id_and_hash(protocol: int) -> None:
-    """Regression: a pickled Event was neither == to nor hashed like its original."""
+def test_pickle_round_trip(protocol: int) -> None:
+    """Pickled event round trips equal with the same id and hash.
+
+    Regression: a pickled Event was neither == to nor hashed like its original.
+    """
     event = Event("a.b", {"k": 1}, source="s")
 
     copy_ = pickle.loads(pickle.dumps(event, protocol))
@@ -424,7 +470,8 @@ def test_pickled_event_round_trips_equal_with_the_same_id_and_hash(protocol: int
     assert (copy_.parent_id, copy_.depth, copy_.timestamp) == (None, 0, event.timestamp)
 
 
-async def test_pickled_nested_event_keeps_its_parent_id_and_depth(bus: EventBus) -> None:
+async def test_pickle_keeps_nesting(bus: EventBus) -> None:
+    """Pickled nested event keeps its ``parent_id`` and depth."""
     inner: list[Event] = []
 
     async def outer(event: Event) -> None:

@@ -32,11 +32,12 @@ def test_all_is_sorted() -> None:
     assert eventbus.__all__ == sorted(eventbus.__all__)
 
 
-def test_all_lists_exactly_the_names_of_the_api() -> None:
+def test_all_lists_the_api() -> None:
+    """All lists exactly the names of the api."""
     assert sorted(eventbus.__all__) == sorted(API_NAMES)
 
 
-def test_all_equals_the_sorted_public_names_the_package_exports() -> None:
+def test_all_is_the_exports() -> None:
     """Nothing public-looking leaks from the package namespace (e.g. helpers
     imported by ``__init__``): every public name is in ``__all__``."""
     exported = sorted(
@@ -51,14 +52,16 @@ def test_all_equals_the_sorted_public_names_the_package_exports() -> None:
 
 
 @pytest.mark.parametrize("name", API_NAMES)
-def test_every_api_name_is_importable_from_eventbus(name: str) -> None:
+def test_names_importable(name: str) -> None:
+    """Every api name is importable from eventbus."""
     namespace: dict[str, object] = {}
     exec(f"from eventbus import {name}", namespace)
 
     assert namespace[name] is getattr(eventbus, name)
 
 
-def test_star_import_gives_exactly_the_api_names() -> None:
+def test_star_import() -> None:
+    """Star import gives exactly the api names."""
     namespace: dict[str, object] = {}
     exec("from eventbus import *", namespace)
 
@@ -82,7 +85,8 @@ def test_star_import_gives_exactly_the_api_names() -> None:
         "BusClosedError",
     ],
 )
-def test_api_classes_are_public_classes(name: str) -> None:
+def test_classes_are_public(name: str) -> None:
+    """Api classes are public classes."""
     cls = getattr(eventbus, name)
 
     assert isinstance(cls, type)
@@ -98,7 +102,8 @@ def test_api_classes_are_public_classes(name: str) -> None:
         ("BusClosedError", (eventbus.EventBusError, RuntimeError)),
     ],
 )
-def test_errors_derive_from_event_bus_error(name: str, bases: tuple[type, ...]) -> None:
+def test_errors_base_class(name: str, bases: tuple[type, ...]) -> None:
+    """Errors derive from event bus error."""
     cls = getattr(eventbus, name)
 
     for base in bases:
@@ -106,17 +111,20 @@ def test_errors_derive_from_event_bus_error(name: str, bases: tuple[type, ...]) 
     assert issubclass(eventbus.EventBusError, Exception)
 
 
-def test_py_typed_is_shipped_in_the_package_directory() -> None:
+def test_py_typed_shipped() -> None:
+    """Py typed is shipped in the package directory."""
     package_dir = Path(eventbus.__file__).parent
 
     assert (package_dir / "py.typed").is_file()
 
 
-def test_version_is_the_installed_distribution_version() -> None:
+def test_version_installed() -> None:
+    """Version is the installed distribution version."""
     assert eventbus.__version__ == importlib.metadata.version("eventbus")
 
 
-def test_version_is_the_one_in_pyproject() -> None:
+def test_version_in_pyproject() -> None:
+    """Version is the one in pyproject."""
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
 
