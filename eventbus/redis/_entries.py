@@ -14,14 +14,11 @@ import enum
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from ._errors import PayloadError
-from ._event import Event, new_event
-from ._names import check_name
-
-if TYPE_CHECKING:
-    pass
+from eventbus import Event, PayloadError
+from eventbus._event import new_event
+from eventbus._names import check_name
 
 __all__ = ["FORMAT", "BadEntry", "Received", "decode", "encode", "text"]
 

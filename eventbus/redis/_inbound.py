@@ -16,16 +16,12 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
+
+from eventbus import BusClosedError, EmitReport, EventBus, EventBusError, Tap
 
 from ._entries import BadEntry, Received, decode, text
-from ._errors import BusClosedError, EventBusError
-from ._redis_link import DOWN, Link, describe, message, redis
-from ._report import EmitReport
-from ._taps import Tap
-
-if TYPE_CHECKING:
-    from ._bus import EventBus
+from ._link import DOWN, Link, describe, message, redis
 
 __all__ = ["Consumer", "Options"]
 

@@ -15,7 +15,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
         name=error.name,
     ) from error
 
-from ._errors import safe_repr
+from eventbus._errors import safe_repr
 
 __all__ = ["COUNTERS", "DOWN", "Link", "describe", "message", "redis"]
 

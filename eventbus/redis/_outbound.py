@@ -9,10 +9,11 @@ import contextlib
 from collections import deque
 from typing import Final
 
+from eventbus import Event
+from eventbus._names import key_matches
+
 from ._entries import encode
-from ._event import Event
-from ._names import key_matches
-from ._redis_link import Link
+from ._link import Link
 
 __all__ = ["Outbox"]
 

@@ -19,7 +19,7 @@ import structlog
 from redis.asyncio import Redis
 
 from eventbus import Event, EventBus, EventBusError, PayloadError
-from eventbus._entries import encode
+from eventbus.redis._entries import encode
 from eventbus.redis import RedisBridge
 from redis_bridge.bridge_helpers import WAIT, flush, stream_entries
 

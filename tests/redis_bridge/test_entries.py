@@ -1,4 +1,4 @@
-"""The stream entry codec (``eventbus._entries``): an Event as the flat string
+"""The stream entry codec (``eventbus.redis._entries``): an Event as the flat string
 fields of a Redis Streams entry, and back. Pure functions: no server needed."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from eventbus import Event, EventBus, EventBusError, PayloadError, ReentrancyError
-from eventbus._entries import FORMAT, BadEntry, Received, decode, encode, text
+from eventbus.redis._entries import FORMAT, BadEntry, Received, decode, encode, text
 
 
 async def nested_event(bus: EventBus) -> Event:
