@@ -14,17 +14,64 @@ from eventbus import EmitReport, Event, EventBus, ReentrancyError
 SALE_LOOP = ("sale.closed", "ledger.updated", "stock.changed", "sale.closed")
 
 
+INNER_MODES = pytest.mark.parametrize("how", ["emit", "emit_sync", "publish"])
+
+
+def _forwarding(
+    bus: EventBus,
+    how: str,
+    name: str,
+    log: list[str] | None = None,
+    caught: list[Any] | None = None,
+) -> Any:
+    """A handler that emits ``name`` ``how`` (awaited emit, emit_sync or publish); a refusal
+    goes to ``caught`` if given, else it is the handler's failure."""
+
+    def note() -> None:
+        if log is not None:
+            log.append("reemit")
+
+    if how == "emit":
+
+        async def forward_awaited(event: Event) -> None:
+            note()
+            try:
+                await bus.emit(name)
+            except ReentrancyError as error:
+                if caught is None:
+                    raise
+                caught.append(error)
+
+        return forward_awaited
+
+    def forward(event: Event) -> None:
+        note()
+        try:
+            if how == "emit_sync":
+                bus.emit_sync(name)
+            else:
+                bus.publish(name)
+        except ReentrancyError as error:
+            if caught is None:
+                raise
+            caught.append(error)
+
+    return forward
+
+
+async def _emit_how(bus: EventBus, how: str, name: str) -> EmitReport:
+    """The outer emission: emit_sync for the emit_sync loops (sync handlers only), else emit."""
+    return bus.emit_sync(name) if how == "emit_sync" else await bus.emit(name)
+
+
 # ---------------------------------------------------------------- self loops
 
 
-async def test_handler_emitting_its_own_event_is_refused_as_that_handlers_failure(
-    bus: EventBus,
-) -> None:
+@INNER_MODES
+async def test_own_event(bus: EventBus, how: str) -> None:
+    """A handler emitting its own event is refused, as that handler's failure."""
     calls: list[str] = []
-
-    async def reemit(event: Event) -> None:
-        calls.append("reemit")
-        await bus.emit("a")
+    reemit = _forwarding(bus, how, "a", log=calls)
 
     def sibling(event: Event) -> str:
         calls.append("sibling")
@@ -33,7 +80,9 @@ async def test_handler_emitting_its_own_event_is_refused_as_that_handlers_failur
     bus.on("a", reemit, priority=1)
     bus.on("a", sibling)
 
-    report = await bus.emit("a")
+    with bus.record() as recorder:
+        report = await _emit_how(bus, how, "a")
+        await bus.drain()
 
     assert calls == ["reemit", "sibling"]  # the inner emission ran no handler
     assert not report.ok
@@ -43,61 +92,14 @@ async def test_handler_emitting_its_own_event_is_refused_as_that_handlers_failur
     assert failure.error.chain == ("a", "a")
     assert "a -> a" in str(failure.error)
     assert report.values == ("sibling ran",)
-
-
-async def test_handler_publishing_its_own_event_is_refused_synchronously(
-    bus: EventBus,
-) -> None:
-    calls: list[Event] = []
-    caught: list[ReentrancyError] = []
-
-    def republish(event: Event) -> None:
-        calls.append(event)
-        try:
-            bus.publish("a")
-        except ReentrancyError as error:
-            caught.append(error)
-
-    bus.on("a", republish)
-
-    with bus.record() as recorder:
-        await bus.emit("a")
-        await bus.drain()
-
-    assert len(calls) == 1
-    assert [error.chain for error in caught] == [("a", "a")]
-    assert "a -> a" in str(caught[0])
     assert recorder.names == ["a"]
-
-
-def test_sync_handler_emitting_its_own_event_with_emit_sync_is_refused(bus: EventBus) -> None:
-    calls: list[str] = []
-
-    def reemit(event: Event) -> None:
-        calls.append("reemit")
-        bus.emit_sync("a")
-
-    def sibling(event: Event) -> str:
-        calls.append("sibling")
-        return "sibling ran"
-
-    bus.on("a", reemit)
-    bus.on("a", sibling)
-
-    report = bus.emit_sync("a")
-
-    assert calls == ["reemit", "sibling"]
-    (failure,) = report.errors
-    assert isinstance(failure.error, ReentrancyError)
-    assert failure.error.chain == ("a", "a")
-    assert "a -> a" in str(failure.error)
-    assert report.values == ("sibling ran",)
 
 
 # ---------------------------------------------------------------- longer loops
 
 
-async def test_two_event_loop_is_refused_with_the_whole_chain(bus: EventBus) -> None:
+async def test_two_event_loop(bus: EventBus) -> None:
+    """Two event loop is refused with the whole chain."""
     caught: list[ReentrancyError] = []
     a_calls: list[Event] = []
 
@@ -122,28 +124,17 @@ async def test_two_event_loop_is_refused_with_the_whole_chain(bus: EventBus) -> 
     assert "a -> b -> a" in str(error)
 
 
-async def test_three_event_loop_is_refused_with_the_whole_chain(bus: EventBus) -> None:
+@pytest.mark.parametrize("how", ["emit", "emit_sync"])
+async def test_three_event_loop(bus: EventBus, how: str) -> None:
+    """A three-event loop is refused with the whole chain."""
     caught: list[ReentrancyError] = []
-    closed_calls: list[Event] = []
+    closed_calls: list[str] = []
 
-    async def on_closed(event: Event) -> None:
-        closed_calls.append(event)
-        await bus.emit("ledger.updated")
+    bus.on("sale.closed", _forwarding(bus, how, "ledger.updated", log=closed_calls))
+    bus.on("ledger.updated", _forwarding(bus, how, "stock.changed"))
+    bus.on("stock.changed", _forwarding(bus, how, "sale.closed", caught=caught))
 
-    async def on_ledger(event: Event) -> None:
-        await bus.emit("stock.changed")
-
-    async def on_stock(event: Event) -> None:
-        try:
-            await bus.emit("sale.closed")
-        except ReentrancyError as error:
-            caught.append(error)
-
-    bus.on("sale.closed", on_closed)
-    bus.on("ledger.updated", on_ledger)
-    bus.on("stock.changed", on_stock)
-
-    await bus.emit("sale.closed")
+    await _emit_how(bus, how, "sale.closed")
 
     assert len(closed_calls) == 1
     (error,) = caught
@@ -151,38 +142,8 @@ async def test_three_event_loop_is_refused_with_the_whole_chain(bus: EventBus) -
     assert " -> ".join(SALE_LOOP) in str(error)
 
 
-def test_three_event_loop_through_emit_sync_is_refused_with_the_whole_chain(
-    bus: EventBus,
-) -> None:
-    caught: list[ReentrancyError] = []
-    closed_calls: list[Event] = []
-
-    def on_closed(event: Event) -> None:
-        closed_calls.append(event)
-        bus.emit_sync("ledger.updated")
-
-    def on_ledger(event: Event) -> None:
-        bus.emit_sync("stock.changed")
-
-    def on_stock(event: Event) -> None:
-        try:
-            bus.emit_sync("sale.closed")
-        except ReentrancyError as error:
-            caught.append(error)
-
-    bus.on("sale.closed", on_closed)
-    bus.on("ledger.updated", on_ledger)
-    bus.on("stock.changed", on_stock)
-
-    bus.emit_sync("sale.closed")
-
-    assert len(closed_calls) == 1
-    (error,) = caught
-    assert error.chain == SALE_LOOP
-    assert " -> ".join(SALE_LOOP) in str(error)
-
-
-async def test_loop_mixing_emit_and_emit_sync_is_refused(bus: EventBus) -> None:
+async def test_mixed_modes_loop(bus: EventBus) -> None:
+    """Loop mixing emit and ``emit_sync`` is refused."""
     caught: list[ReentrancyError] = []
 
     def on_a(event: Event) -> None:
@@ -205,7 +166,8 @@ async def test_loop_mixing_emit_and_emit_sync_is_refused(bus: EventBus) -> None:
 # ---------------------------------------------------------------- publish keeps the chain
 
 
-async def test_published_task_keeps_the_chain_of_the_publishing_handler(bus: EventBus) -> None:
+async def test_publish_keeps_chain(bus: EventBus) -> None:
+    """Published task keeps the chain of the publishing handler."""
     caught: list[ReentrancyError] = []
     a_calls: list[Event] = []
 
@@ -231,7 +193,8 @@ async def test_published_task_keeps_the_chain_of_the_publishing_handler(bus: Eve
     assert "a -> b -> a" in str(error)
 
 
-async def test_publishing_back_into_the_chain_is_refused_synchronously(bus: EventBus) -> None:
+async def test_publish_back_refused(bus: EventBus) -> None:
+    """Publishing back into the chain is refused synchronously."""
     caught: list[ReentrancyError] = []
 
     async def on_a(event: Event) -> None:
@@ -254,9 +217,8 @@ async def test_publishing_back_into_the_chain_is_refused_synchronously(bus: Even
     assert recorder.names == ["a", "b"]
 
 
-async def test_published_event_is_a_child_of_the_publishing_handlers_event(
-    bus: EventBus,
-) -> None:
+async def test_published_child(bus: EventBus) -> None:
+    """Published event is a child of the publishing handlers event."""
     tasks: list[asyncio.Task[EmitReport]] = []
     bus.on("a", lambda event: tasks.append(bus.publish("b")))
     bus.on("b", lambda event: None)
@@ -273,7 +235,8 @@ async def test_published_event_is_a_child_of_the_publishing_handlers_event(
 # ---------------------------------------------------------------- across buses
 
 
-async def test_loop_through_another_bus_is_refused_on_the_first_bus() -> None:
+async def test_loop_through_other_bus() -> None:
+    """Loop through another bus is refused on the first bus."""
     bus1, bus2 = EventBus("one"), EventBus("two")
     caught: list[ReentrancyError] = []
     a_calls: list[Event] = []
@@ -299,7 +262,8 @@ async def test_loop_through_another_bus_is_refused_on_the_first_bus() -> None:
     assert "a -> b -> a" in str(error)
 
 
-async def test_same_name_on_another_bus_is_not_a_loop() -> None:
+async def test_same_name_other_bus() -> None:
+    """Same name on another bus is not a loop."""
     bus1, bus2 = EventBus("one"), EventBus("two")
     seen: list[Event] = []
 
@@ -319,7 +283,8 @@ async def test_same_name_on_another_bus_is_not_a_loop() -> None:
     assert inner.event.depth == 1
 
 
-async def test_events_across_buses_are_linked_by_parent_id_and_depth() -> None:
+async def test_cross_bus_nesting() -> None:
+    """Events across buses are linked by ``parent_id`` and depth."""
     bus1, bus2 = EventBus("one"), EventBus("two")
     seen: dict[str, Event] = {}
 
@@ -365,7 +330,8 @@ def _nest(bus: EventBus, length: int, ran: list[int], caught: list[ReentrancyErr
 
 
 @pytest.mark.parametrize("max_depth", [0, 1, 3])
-async def test_depths_up_to_max_depth_run_and_the_next_is_refused(max_depth: int) -> None:
+async def test_max_depth(max_depth: int) -> None:
+    """Depths up to ``max_depth`` run and the next is refused."""
     bus = EventBus("test", max_depth=max_depth)
     ran: list[int] = []
     caught: list[ReentrancyError] = []
@@ -386,7 +352,8 @@ async def test_depths_up_to_max_depth_run_and_the_next_is_refused(max_depth: int
     assert recorder.names == list(expected_chain[:-1])
 
 
-async def test_reentrant_event_may_reenter_until_max_depth() -> None:
+async def test_reentrant_until_max_depth() -> None:
+    """Reentrant event may reenter until ``max_depth``."""
     bus = EventBus("test", max_depth=3)
     bus.declare("tick", reentrant=True)
     depths: list[int] = []
@@ -410,7 +377,8 @@ async def test_reentrant_event_may_reenter_until_max_depth() -> None:
     assert "max_depth" in str(error)
 
 
-async def test_reentrant_event_does_not_make_other_events_reentrant(bus: EventBus) -> None:
+async def test_reentrant_only_itself(bus: EventBus) -> None:
+    """Reentrant event does not make other events reentrant."""
     bus.declare("tick", reentrant=True)
     caught: list[ReentrancyError] = []
 
@@ -434,9 +402,8 @@ async def test_reentrant_event_does_not_make_other_events_reentrant(bus: EventBu
 # ---------------------------------------------------------------- not loops
 
 
-async def test_concurrent_independent_emissions_of_the_same_name_are_not_a_loop(
-    bus: EventBus,
-) -> None:
+async def test_concurrent_tasks_no_loop(bus: EventBus) -> None:
+    """Concurrent independent emissions of the same name are not a loop."""
     both_inside = asyncio.Event()
     inside: list[Event] = []
 
@@ -459,9 +426,8 @@ async def test_concurrent_independent_emissions_of_the_same_name_are_not_a_loop(
     assert second.event.parent_id is None
 
 
-def test_two_threads_emitting_the_same_name_concurrently_are_not_a_loop(
-    bus: EventBus,
-) -> None:
+def test_two_threads_no_loop(bus: EventBus) -> None:
+    """Two threads emitting the same name concurrently are not a loop."""
     barrier = threading.Barrier(2, timeout=2)
     reports: list[EmitReport] = []
 
@@ -486,7 +452,8 @@ def test_two_threads_emitting_the_same_name_concurrently_are_not_a_loop(
     assert [report.event.depth for report in reports] == [0, 0]
 
 
-async def test_emission_after_a_chain_has_finished_is_top_level_again(bus: EventBus) -> None:
+async def test_top_level_after_chain(bus: EventBus) -> None:
+    """Emission after a chain has finished is top level again."""
     bus.on("a", lambda event: None)
 
     await bus.emit("a")
@@ -497,9 +464,9 @@ async def test_emission_after_a_chain_has_finished_is_top_level_again(bus: Event
     assert again.event.parent_id is None
 
 
-async def test_same_event_emitted_twice_in_sequence_by_one_handler_is_not_a_loop(
-    bus: EventBus,
-) -> None:
+async def test_twice_in_sequence(bus: EventBus) -> None:
+    """The same event emitted twice in sequence by one handler is not a loop."""
+
     async def on_a(event: Event) -> tuple[bool, bool]:
         first = await bus.emit("b")
         second = await bus.emit("b")
@@ -517,7 +484,8 @@ async def test_same_event_emitted_twice_in_sequence_by_one_handler_is_not_a_loop
 # ---------------------------------------------------------------- the chain follows the code
 
 
-async def test_chain_follows_await_into_helper_coroutines(bus: EventBus) -> None:
+async def test_chain_through_await(bus: EventBus) -> None:
+    """Chain follows await into helper coroutines."""
     caught: list[ReentrancyError] = []
 
     async def emit_again() -> None:
@@ -540,7 +508,8 @@ async def test_chain_follows_await_into_helper_coroutines(bus: EventBus) -> None
     assert [error.chain for error in caught] == [("a", "a")]
 
 
-async def test_chain_follows_tasks_created_inside_a_handler(bus: EventBus) -> None:
+async def test_chain_into_tasks(bus: EventBus) -> None:
+    """Chain follows tasks created inside a handler."""
     caught: list[ReentrancyError] = []
     calls: list[Event] = []
 
@@ -562,9 +531,9 @@ async def test_chain_follows_tasks_created_inside_a_handler(bus: EventBus) -> No
     assert [error.chain for error in caught] == [("a", "a")]
 
 
-async def test_event_emitted_from_a_task_created_in_a_handler_is_its_child(
-    bus: EventBus,
-) -> None:
+async def test_task_emission_child(bus: EventBus) -> None:
+    """Event emitted from a task created in a handler is its child."""
+
     async def on_a(event: Event) -> EmitReport:
         return await asyncio.create_task(bus.emit("b"))
 
@@ -581,7 +550,8 @@ async def test_event_emitted_from_a_task_created_in_a_handler_is_its_child(
 # ---------------------------------------------------------------- parent ids and depth
 
 
-async def test_nested_events_carry_parent_id_and_depth(bus: EventBus) -> None:
+async def test_nesting_fields(bus: EventBus) -> None:
+    """Nested events carry ``parent_id`` and depth."""
     seen: dict[str, Event] = {}
 
     async def on_a(event: Event) -> None:
@@ -606,7 +576,8 @@ async def test_nested_events_carry_parent_id_and_depth(bus: EventBus) -> None:
     assert seen["c"].depth == 2
 
 
-async def test_sibling_emissions_of_one_handler_share_the_same_parent(bus: EventBus) -> None:
+async def test_siblings_share_parent(bus: EventBus) -> None:
+    """Sibling emissions of one handler share the same parent."""
     children: list[Event] = []
 
     async def on_a(event: Event) -> None:
@@ -628,7 +599,9 @@ async def test_sibling_emissions_of_one_handler_share_the_same_parent(bus: Event
 # ---------------------------------------------------------------- what a refusal leaves behind
 
 
-async def test_refused_emission_is_not_recorded(bus: EventBus) -> None:
+async def test_refusal_not_recorded(bus: EventBus) -> None:
+    """Refused emission is not recorded."""
+
     async def on_a(event: Event) -> None:
         await bus.emit("b")
 
@@ -644,7 +617,8 @@ async def test_refused_emission_is_not_recorded(bus: EventBus) -> None:
     assert recorder.names == ["a", "b"]
 
 
-async def test_refused_emission_is_not_logged_as_emitted(bus: EventBus) -> None:
+async def test_refusal_not_logged(bus: EventBus) -> None:
+    """Refused emission is not logged as emitted."""
     b_events: list[Event] = []
 
     async def on_a(event: Event) -> None:
@@ -667,7 +641,9 @@ async def test_refused_emission_is_not_logged_as_emitted(bus: EventBus) -> None:
     ]
 
 
-async def test_refused_loop_is_logged_at_error_level_with_its_chain(bus: EventBus) -> None:
+async def test_refusal_logged(bus: EventBus) -> None:
+    """Refused loop is logged at error level with its chain."""
+
     async def on_a(event: Event) -> None:
         await bus.emit("b")
 
@@ -689,7 +665,8 @@ async def test_refused_loop_is_logged_at_error_level_with_its_chain(bus: EventBu
     assert entry["bus"] == "test"
 
 
-def test_refused_emit_sync_loop_is_not_recorded_nor_logged_as_emitted(bus: EventBus) -> None:
+def test_emit_sync_refusal_quiet(bus: EventBus) -> None:
+    """A refused ``emit_sync`` loop is not recorded nor logged as emitted."""
     bus.on("a", lambda event: bus.emit_sync("a"))
 
     with structlog.testing.capture_logs() as logs, bus.record() as recorder:
