@@ -114,7 +114,9 @@ async def test_emitted_without_handlers(bus: EventBus, emit: Emitter) -> None:
     assert entry["duration_ms"] >= 0
 
 
-async def test_nested_emission_is_logged_with_its_parent_id(bus: EventBus) -> None:
+async def test_nested_parent_id(bus: EventBus) -> None:
+    """Nested emission is logged with its ``parent_id``."""
+
     async def forward(event: Event) -> EmitReport:
         return await bus.emit("ledger.updated")
 
@@ -131,7 +133,8 @@ async def test_nested_emission_is_logged_with_its_parent_id(bus: EventBus) -> No
     assert by_name["sale.closed"]["parent_id"] is None
 
 
-async def test_each_emission_is_logged_separately(bus: EventBus) -> None:
+async def test_each_emission_logged(bus: EventBus) -> None:
+    """Each emission is logged separately."""
     bus.on("sale.closed", fine)
 
     with capture_logs() as logs:
@@ -145,7 +148,8 @@ async def test_each_emission_is_logged_separately(bus: EventBus) -> None:
 # ---------------------------------------------------------------- the payload is never logged
 
 
-async def test_payload_values_never_appear_in_any_log_entry(bus: EventBus) -> None:
+async def test_payload_never_logged(bus: EventBus) -> None:
+    """Payload values never appear in any log entry."""
     bus.declare("member.created", payload={"iban": str})
 
     async def forward(event: Event) -> None:
@@ -202,7 +206,9 @@ async def test_handler_failed(bus: EventBus, emit: Emitter) -> None:
     assert entry["error_type"] == "Boom"
 
 
-async def test_each_failing_handler_is_logged_once(bus: EventBus) -> None:
+async def test_each_failure_logged(bus: EventBus) -> None:
+    """Each failing handler is logged once."""
+
     async def failing_too(event: Event) -> None:
         raise ValueError("also broke")
 
@@ -218,7 +224,9 @@ async def test_each_failing_handler_is_logged_once(bus: EventBus) -> None:
     assert [type(entry["exc_info"]) for entry in failed] == [Boom, ValueError]
 
 
-async def test_refused_loop_is_logged_at_error_level_with_its_chain(bus: EventBus) -> None:
+async def test_loop_refused(bus: EventBus) -> None:
+    """Refused loop is logged at error level with its chain."""
+
     async def on_closed(event: Event) -> None:
         await bus.emit("ledger.updated")
 
@@ -242,9 +250,8 @@ async def test_refused_loop_is_logged_at_error_level_with_its_chain(bus: EventBu
 
 
 @pytest.mark.parametrize("payload", [{"amount": "12"}, {}], ids=["wrong-type", "missing"])
-async def test_payload_refusal_is_not_logged_as_emitted(
-    bus: EventBus, emit: Emitter, payload: dict[str, Any]
-) -> None:
+async def test_payload_refusal_quiet(bus: EventBus, emit: Emitter, payload: dict[str, Any]) -> None:
+    """A payload refusal is not logged as emitted."""
     bus.declare("sale.closed", payload={"amount": int})
     bus.on("sale.closed", fine)
 
@@ -254,7 +261,8 @@ async def test_payload_refusal_is_not_logged_as_emitted(
     assert entries(logs, "eventbus.emitted") == []
 
 
-async def test_unknown_event_refusal_is_not_logged_as_emitted(emit: Emitter) -> None:
+async def test_unknown_refusal_quiet(emit: Emitter) -> None:
+    """An unknown-event refusal is not logged as emitted."""
     bus = EventBus("test", strict=True)
     bus.declare("sale.closed")
     bus.on("sale.closed", fine)
@@ -265,7 +273,8 @@ async def test_unknown_event_refusal_is_not_logged_as_emitted(emit: Emitter) -> 
     assert entries(logs, "eventbus.emitted") == []
 
 
-async def test_closed_bus_refusal_is_not_logged_as_emitted(bus: EventBus, emit: Emitter) -> None:
+async def test_closed_refusal_quiet(bus: EventBus, emit: Emitter) -> None:
+    """A closed-bus refusal is not logged as emitted."""
     bus.on("sale.closed", fine)
     await bus.aclose()
 
@@ -275,7 +284,8 @@ async def test_closed_bus_refusal_is_not_logged_as_emitted(bus: EventBus, emit: 
     assert entries(logs, "eventbus.emitted") == []
 
 
-async def test_reentrancy_refusal_is_not_logged_as_emitted(bus: EventBus) -> None:
+async def test_loop_refusal_quiet(bus: EventBus) -> None:
+    """A re-entrancy refusal is not logged as emitted."""
     caught: list[ReentrancyError] = []
 
     async def loop_async(event: Event) -> None:
@@ -312,7 +322,9 @@ async def test_reentrancy_refusal_is_not_logged_as_emitted(bus: EventBus) -> Non
 # ---------------------------------------------------------------- the "event" key
 
 
-async def test_event_key_is_the_message_never_the_event_name(bus: EventBus) -> None:
+async def test_event_key_is_message(bus: EventBus) -> None:
+    """Event key is the message never the event name."""
+
     async def loop(event: Event) -> None:
         await bus.emit("sale.closed")
 
@@ -332,7 +344,8 @@ async def test_event_key_is_the_message_never_the_event_name(bus: EventBus) -> N
 # ---------------------------------------------------------------- structlog configuration
 
 
-async def test_package_never_configures_structlog(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_never_configures(capsys: pytest.CaptureFixture[str]) -> None:
+    """Package never configures structlog."""
     structlog.reset_defaults()
     assert not structlog.is_configured()
 
@@ -348,7 +361,8 @@ async def test_package_never_configures_structlog(capsys: pytest.CaptureFixture[
     assert "eventbus.emitted" in capsys.readouterr().out  # structlog's default output
 
 
-def test_importing_the_package_does_not_configure_structlog() -> None:
+def test_import_configures_nothing() -> None:
+    """Importing the package does not configure structlog."""
     code = (
         "import structlog, eventbus\n"
         "bus = eventbus.EventBus()\n"
@@ -362,7 +376,8 @@ def test_importing_the_package_does_not_configure_structlog() -> None:
     assert done.stdout.splitlines()[-1] == "False"
 
 
-async def test_configuration_made_after_the_bus_was_created_is_honoured() -> None:
+async def test_later_configuration() -> None:
+    """Configuration made after the bus was created is honoured."""
     bus = EventBus("test")
     bus.on("sale.closed", fail)
     collector = Collector()
@@ -386,7 +401,8 @@ async def test_configuration_made_after_the_bus_was_created_is_honoured() -> Non
     assert collector.messages("error") == ["eventbus.handler_failed"] * 2
 
 
-async def test_debug_enabled_after_the_bus_was_created_filtered_is_honoured() -> None:
+async def test_later_debug_level() -> None:
+    """Debug enabled after the bus was created filtered is honoured."""
     collector = Collector()
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -404,7 +420,8 @@ async def test_debug_enabled_after_the_bus_was_created_filtered_is_honoured() ->
     ]
 
 
-async def test_processors_configured_after_the_bus_was_created_are_used() -> None:
+async def test_later_processors() -> None:
+    """Processors configured after the bus was created are used."""
     bus = EventBus("test")
     first, second = Collector(), Collector()
 
@@ -433,7 +450,8 @@ def _as_kwargs(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -
     return dict(event_dict)
 
 
-async def test_bus_logs_to_the_logger_it_was_given() -> None:
+async def test_given_logger() -> None:
+    """Bus logs to the logger it was given."""
     sink = ListLogger()
     bus = EventBus("test", logger=structlog.wrap_logger(sink, processors=[_as_kwargs]))
     bus.on("sale.closed", fail)
@@ -449,7 +467,8 @@ async def test_bus_logs_to_the_logger_it_was_given() -> None:
     assert sink.calls[1][1]["event_id"] == report.event.id
 
 
-async def test_bus_given_a_bound_logger_filtering_debug_logs_only_errors() -> None:
+async def test_given_filtering_logger() -> None:
+    """A bus given a bound logger filtering debug logs only errors."""
     sink = ListLogger()
     logger = structlog.make_filtering_bound_logger(logging.INFO)(sink, [_as_kwargs], {})
     bus = EventBus("test", logger=logger)
@@ -500,9 +519,8 @@ def stdlib_records() -> Iterator[tuple[logging.Logger, _Records]]:
         stdlib_logger.propagate = old_propagate
 
 
-async def test_stdlib_logging_level_is_honoured_dynamically(
-    stdlib_records: tuple[logging.Logger, _Records],
-) -> None:
+async def test_stdlib_level(stdlib_records: tuple[logging.Logger, _Records]) -> None:
+    """Stdlib logging level is honoured dynamically."""
     stdlib_logger, handler = stdlib_records
     stdlib_logger.setLevel(logging.INFO)
     bus = EventBus("test")
@@ -533,9 +551,8 @@ async def test_stdlib_logging_level_is_honoured_dynamically(
     assert len(handler.messages(logging.ERROR)) == 1
 
 
-async def test_stdlib_logging_configured_after_the_bus_was_created_is_honoured(
-    bus: EventBus,
-) -> None:
+async def test_later_stdlib_config(bus: EventBus) -> None:
+    """stdlib logging configured after the bus was created is honoured."""
     bus.on("sale.closed", fine)
     await bus.emit("sale.closed")  # first emission under the conftest's configuration
     records = _Records()

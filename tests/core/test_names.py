@@ -160,9 +160,8 @@ def _assert_mute_and_record_state_untouched(bus: EventBus) -> None:
 
 @pytest.mark.parametrize("value", NON_STR, ids=repr)
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_non_str_name_raises_type_error(
-    populated: EventBus, entry_point: str, value: object
-) -> None:
+def test_non_str_name(populated: EventBus, entry_point: str, value: object) -> None:
+    """Non str name raises type error."""
     before = _state(populated)
 
     with pytest.raises(TypeError, match="str"):
@@ -173,7 +172,8 @@ def test_non_str_name_raises_type_error(
 
 
 @pytest.mark.parametrize("entry_point", sorted(set(ENTRY_POINTS) - NONE_MEANS_ALL))
-def test_none_as_name_raises_type_error(populated: EventBus, entry_point: str) -> None:
+def test_none_name(populated: EventBus, entry_point: str) -> None:
+    """None as name raises type error."""
     before = _state(populated)
 
     with pytest.raises(TypeError, match="str"):
@@ -184,9 +184,8 @@ def test_none_as_name_raises_type_error(populated: EventBus, entry_point: str) -
 
 @pytest.mark.parametrize("value", INVALID, ids=ascii)
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_invalid_name_raises_value_error_naming_it(
-    populated: EventBus, entry_point: str, value: str
-) -> None:
+def test_invalid_name(populated: EventBus, entry_point: str, value: str) -> None:
+    """Invalid name raises value error naming it."""
     before = _state(populated)
 
     with pytest.raises(ValueError, match=re.escape(repr(value))):
@@ -198,9 +197,8 @@ def test_invalid_name_raises_value_error_naming_it(
 
 @pytest.mark.parametrize("value", VALID_PATTERNS)
 @pytest.mark.parametrize("entry_point", NAME_ONLY_ENTRY_POINTS)
-def test_pattern_where_a_concrete_name_is_required_raises_value_error(
-    populated: EventBus, entry_point: str, value: str
-) -> None:
+def test_pattern_as_name(populated: EventBus, entry_point: str, value: str) -> None:
+    """A pattern where a concrete name is required raises ValueError."""
     before = _state(populated)
 
     with pytest.raises(ValueError, match=re.escape(repr(value))):
@@ -210,9 +208,8 @@ def test_pattern_where_a_concrete_name_is_required_raises_value_error(
 
 
 @pytest.mark.parametrize("value", [*INVALID, *VALID_PATTERNS], ids=ascii)
-async def test_emission_with_an_invalid_name_or_a_pattern_raises_value_error(
-    populated: EventBus, emit: Emitter, value: str
-) -> None:
+async def test_emission_invalid_name(populated: EventBus, emit: Emitter, value: str) -> None:
+    """An emission with an invalid name or a pattern raises ValueError."""
     before = _state(populated)
 
     with populated.record() as recorder, pytest.raises(ValueError, match=re.escape(repr(value))):
@@ -224,20 +221,21 @@ async def test_emission_with_an_invalid_name_or_a_pattern_raises_value_error(
 
 
 @pytest.mark.parametrize("value", [None, *NON_STR], ids=repr)
-async def test_emission_with_a_non_str_name_raises_type_error(
-    populated: EventBus, emit: Emitter, value: object
-) -> None:
+async def test_emission_non_str_name(populated: EventBus, emit: Emitter, value: object) -> None:
+    """An emission with a non-str name raises TypeError."""
     with pytest.raises(TypeError, match="str"):
         await emit(populated, value)  # type: ignore[arg-type]
     await populated.drain()
 
 
-def test_emit_of_a_pattern_says_emit_takes_concrete_names(bus: EventBus) -> None:
+def test_emit_pattern_message(bus: EventBus) -> None:
+    """Emit of a pattern says emit takes concrete names."""
     with pytest.raises(ValueError, match=r"'user\.\*'"):
         bus.emit_sync("user.*")
 
 
-def test_strict_bus_still_raises_value_error_for_a_bad_name() -> None:
+def test_strict_bad_name() -> None:
+    """A strict bus still raises ValueError for a bad name."""
     bus = EventBus("strict", strict=True)
     bus.declare("user.login")
 
@@ -252,20 +250,21 @@ def test_strict_bus_still_raises_value_error_for_a_bad_name() -> None:
 
 @pytest.mark.parametrize("value", VALID_NAMES)
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_valid_name_is_accepted_everywhere(bus: EventBus, entry_point: str, value: str) -> None:
+def test_valid_name_accepted(bus: EventBus, entry_point: str, value: str) -> None:
+    """Valid name is accepted everywhere."""
     ENTRY_POINTS[entry_point](bus, value)
 
 
 @pytest.mark.parametrize("value", VALID_PATTERNS)
 @pytest.mark.parametrize("entry_point", PATTERN_ENTRY_POINTS)
-def test_pattern_is_accepted_where_patterns_are_allowed(
-    bus: EventBus, entry_point: str, value: str
-) -> None:
+def test_pattern_accepted(bus: EventBus, entry_point: str, value: str) -> None:
+    """Pattern is accepted where patterns are allowed."""
     PATTERN_ENTRY_POINTS[entry_point](bus, value)
 
 
 @pytest.mark.parametrize("value", VALID_NAMES)
-async def test_emission_accepts_valid_names(bus: EventBus, emit: Emitter, value: str) -> None:
+async def test_emission_valid_names(bus: EventBus, emit: Emitter, value: str) -> None:
+    """Emission accepts valid names."""
     seen: list[str] = []
     bus.on(value, lambda event: seen.append(event.name))
 
@@ -275,7 +274,8 @@ async def test_emission_accepts_valid_names(bus: EventBus, emit: Emitter, value:
 
 
 @given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
-def test_a_name_is_accepted_exactly_when_it_follows_the_grammar(text: str) -> None:
+def test_name_grammar(text: str) -> None:
+    """A name is accepted exactly when it follows the grammar."""
     bus = EventBus("hypothesis")
     if NAME_RE.fullmatch(text):
         assert Event(text).name == text
@@ -288,7 +288,8 @@ def test_a_name_is_accepted_exactly_when_it_follows_the_grammar(text: str) -> No
 
 
 @given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
-def test_a_subscription_key_is_accepted_exactly_when_it_is_a_name_or_pattern(text: str) -> None:
+def test_key_grammar(text: str) -> None:
+    """A subscription key is accepted exactly when it is a name or a pattern."""
     bus = EventBus("hypothesis")
     if NAME_RE.fullmatch(text) or PATTERN_RE.fullmatch(text):
         bus.on(text, _noop)
@@ -338,9 +339,8 @@ def _receiver(bus: EventBus, key: str) -> list[str]:
         ("user.login", "user", False),
     ],
 )
-def test_subscription_key_receives_matching_names_only(
-    bus: EventBus, key: str, name: str, expected: bool
-) -> None:
+def test_key_matching_only(bus: EventBus, key: str, name: str, expected: bool) -> None:
+    """Subscription key receives matching names only."""
     received = _receiver(bus, key)
 
     bus.emit_sync(name)
@@ -348,7 +348,8 @@ def test_subscription_key_receives_matching_names_only(
     assert received == ([name] if expected else [])
 
 
-async def test_pattern_subscription_receives_every_event_below_it(bus: EventBus) -> None:
+async def test_pattern_below(bus: EventBus) -> None:
+    """Pattern subscription receives every event below it."""
     received = _receiver(bus, "user.*")
 
     for name in ["user.login", "user", "user.profile.updated", "username.x", "order.paid"]:
@@ -357,7 +358,8 @@ async def test_pattern_subscription_receives_every_event_below_it(bus: EventBus)
     assert received == ["user.login", "user.profile.updated"]
 
 
-async def test_star_receives_every_event(bus: EventBus) -> None:
+async def test_star_receives_all(bus: EventBus) -> None:
+    """Star receives every event."""
     received = _receiver(bus, "*")
     names = ["user", "user.login", "order.paid", "a.b.c.d", "X-1_y"]
 
@@ -367,7 +369,8 @@ async def test_star_receives_every_event(bus: EventBus) -> None:
     assert received == names
 
 
-async def test_handler_receives_the_concrete_name_not_the_pattern(bus: EventBus) -> None:
+async def test_concrete_name_received(bus: EventBus) -> None:
+    """Handler receives the concrete name not the pattern."""
     events: list[Event] = []
     bus.on("user.*", events.append)
 
@@ -384,8 +387,11 @@ class Events(enum.StrEnum):
     SALE_CLOSED = "sale.closed"
 
 
-async def test_str_enum_name_gives_a_plain_str_event_name(bus: EventBus, emit: Emitter) -> None:
-    """Regression: a str subclass used as a name was kept as is in event.name."""
+async def test_str_enum_event_name(bus: EventBus, emit: Emitter) -> None:
+    """A str enum as a name gives a plain str event name.
+
+    Regression: a str subclass used as a name was kept as is in event.name.
+    """
     names: list[object] = []
     bus.on(Events.SALE_CLOSED, lambda event: names.append(event.name))
 
@@ -396,8 +402,11 @@ async def test_str_enum_name_gives_a_plain_str_event_name(bus: EventBus, emit: E
     assert type(report.event.name) is str
 
 
-def test_str_enum_subscription_key_is_a_plain_str_in_topics(bus: EventBus) -> None:
-    """Regression: a str subclass used as a name was kept as is in topics()."""
+def test_str_enum_topics(bus: EventBus) -> None:
+    """Str enum subscription key is a plain str in topics.
+
+    Regression: a str subclass used as a name was kept as is in topics().
+    """
     bus.on(Events.SALE_CLOSED, _noop)
 
     topics = bus.topics()
@@ -406,8 +415,11 @@ def test_str_enum_subscription_key_is_a_plain_str_in_topics(bus: EventBus) -> No
     assert type(topics[0]) is str
 
 
-def test_str_enum_subscription_key_is_a_plain_str_in_describe(bus: EventBus) -> None:
-    """Regression: a str subclass used as a name was kept as is in describe()."""
+def test_str_enum_describe(bus: EventBus) -> None:
+    """Str enum subscription key is a plain str in describe.
+
+    Regression: a str subclass used as a name was kept as is in describe().
+    """
     bus.on(Events.SALE_CLOSED, _noop)
 
     (entry,) = bus.describe()
@@ -416,8 +428,11 @@ def test_str_enum_subscription_key_is_a_plain_str_in_describe(bus: EventBus) -> 
     assert type(entry["topic"]) is str
 
 
-def test_str_enum_name_is_a_plain_str_in_the_recorders_names(bus: EventBus) -> None:
-    """Regression: a str subclass used as a name was kept as is in Recorder.names."""
+def test_str_enum_recorder(bus: EventBus) -> None:
+    """Str enum name is a plain str in the recorders names.
+
+    Regression: a str subclass used as a name was kept as is in Recorder.names.
+    """
     with bus.record() as recorder:
         bus.emit_sync(Events.SALE_CLOSED)
 
@@ -425,7 +440,8 @@ def test_str_enum_name_is_a_plain_str_in_the_recorders_names(bus: EventBus) -> N
     assert type(recorder.names[0]) is str
 
 
-def test_str_enum_and_plain_str_names_reach_the_same_handlers(bus: EventBus) -> None:
+def test_str_enum_same_handlers(bus: EventBus) -> None:
+    """Str enum and plain str names reach the same handlers."""
     received: list[str] = []
     bus.on(Events.SALE_CLOSED, lambda event: received.append("enum key"))
     bus.on("sale.closed", lambda event: received.append("str key"))

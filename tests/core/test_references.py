@@ -73,7 +73,8 @@ def _state(bus: EventBus) -> tuple[object, ...]:
 # ---------------------------------------------------------------- bound methods: weak by default
 
 
-def test_bound_method_subscription_does_not_keep_its_object_alive(bus: EventBus) -> None:
+def test_bound_method_weak(bus: EventBus) -> None:
+    """Bound method subscription does not keep its object alive."""
     listener = Listener()
     bus.on("a", listener.handle)
     ref = weakref.ref(listener)
@@ -84,7 +85,8 @@ def test_bound_method_subscription_does_not_keep_its_object_alive(bus: EventBus)
     assert ref() is None
 
 
-def test_collected_bound_method_disappears_from_introspection(bus: EventBus) -> None:
+def test_collected_disappears(bus: EventBus) -> None:
+    """Collected bound method disappears from introspection."""
     listener = Listener()
     bus.on("a", listener.handle)
     bus.on("user.*", listener.handle)
@@ -104,9 +106,8 @@ def test_collected_bound_method_disappears_from_introspection(bus: EventBus) -> 
     assert bus.describe() == []
 
 
-def test_collected_bound_method_disappears_after_has_listeners_was_cached(
-    bus: EventBus,
-) -> None:
+def test_collected_after_cache(bus: EventBus) -> None:
+    """A collected bound method disappears even after has_listeners was cached."""
     listener = Listener()
     bus.on("a", listener.handle)
     assert bus.has_listeners("a")
@@ -118,7 +119,8 @@ def test_collected_bound_method_disappears_after_has_listeners_was_cached(
     assert not bus.has_listeners("a")
 
 
-def test_collected_bound_method_is_not_called(bus: EventBus) -> None:
+def test_collected_not_called(bus: EventBus) -> None:
+    """Collected bound method is not called."""
     log: list[str] = []
     listener = Listener(log)
     bus.on("a", listener.handle)
@@ -133,7 +135,8 @@ def test_collected_bound_method_is_not_called(bus: EventBus) -> None:
     assert report.ok
 
 
-async def test_collected_async_bound_method_is_not_awaited(bus: EventBus) -> None:
+async def test_collected_not_awaited(bus: EventBus) -> None:
+    """Collected async bound method is not awaited."""
     log: list[str] = []
     listener = Listener(log)
     bus.on("a", listener.handle_async)
@@ -148,7 +151,8 @@ async def test_collected_async_bound_method_is_not_awaited(bus: EventBus) -> Non
     assert report.results == ()
 
 
-def test_other_subscriptions_survive_a_collected_bound_method(bus: EventBus) -> None:
+def test_others_survive(bus: EventBus) -> None:
+    """Other subscriptions survive a collected bound method."""
     log: list[str] = []
     doomed, kept = Listener(log, "doomed"), Listener(log, "kept")
     bus.on("a", doomed.handle)
@@ -163,7 +167,8 @@ def test_other_subscriptions_survive_a_collected_bound_method(bus: EventBus) -> 
     assert bus.listener_count() == 2
 
 
-def test_handler_info_of_a_collected_method_has_no_callback(bus: EventBus) -> None:
+def test_collected_info_callback(bus: EventBus) -> None:
+    """Handler info of a collected method has no callback."""
     listener = Listener()
     bus.on("a", listener.handle)
     (info,) = bus.listeners("a")
@@ -176,7 +181,8 @@ def test_handler_info_of_a_collected_method_has_no_callback(bus: EventBus) -> No
     assert info.callback is None
 
 
-def test_live_bound_method_keeps_being_called(bus: EventBus) -> None:
+def test_live_method_called(bus: EventBus) -> None:
+    """Live bound method keeps being called."""
     log: list[str] = []
     listener = Listener(log)
     bus.on("a", listener.handle)
@@ -189,7 +195,8 @@ def test_live_bound_method_keeps_being_called(bus: EventBus) -> None:
     assert log == ["listener", "listener"]
 
 
-def test_weak_true_on_a_bound_method_is_the_default(bus: EventBus) -> None:
+def test_weak_is_default(bus: EventBus) -> None:
+    """Weak true on a bound method is the default."""
     listener = Listener()
     bus.on("a", listener.handle, weak=True)
     ref = weakref.ref(listener)
@@ -202,7 +209,7 @@ def test_weak_true_on_a_bound_method_is_the_default(bus: EventBus) -> None:
     assert bus.listener_count() == 0
 
 
-def test_resubscribing_after_collection_is_a_new_subscription(bus: EventBus) -> None:
+def test_resubscribe_after_collect(bus: EventBus) -> None:
     """A new object may reuse the collected one's address: it must not be
     mistaken for the old (dead) subscription."""
     first = Listener([], "first")
@@ -222,7 +229,8 @@ def test_resubscribing_after_collection_is_a_new_subscription(bus: EventBus) -> 
 # ---------------------------------------------------------------- weak=False
 
 
-def test_weak_false_keeps_the_object_alive_and_called(bus: EventBus) -> None:
+def test_strong_keeps_alive(bus: EventBus) -> None:
+    """Weak false keeps the object alive and called."""
     log: list[str] = []
     listener = Listener(log)
     bus.on("a", listener.handle, weak=False)
@@ -238,7 +246,8 @@ def test_weak_false_keeps_the_object_alive_and_called(bus: EventBus) -> None:
     assert bus.listeners("a")[0].weak is False
 
 
-def test_weak_false_object_is_released_after_off(bus: EventBus) -> None:
+def test_strong_released_by_off(bus: EventBus) -> None:
+    """Weak false object is released after off."""
     listener = Listener()
     bus.on("a", listener.handle, weak=False)
     ref = weakref.ref(listener)
@@ -250,7 +259,8 @@ def test_weak_false_object_is_released_after_off(bus: EventBus) -> None:
     assert ref() is None
 
 
-def test_weak_false_object_is_released_after_clear(bus: EventBus) -> None:
+def test_strong_released_by_clear(bus: EventBus) -> None:
+    """Weak false object is released after clear."""
     listener = Listener()
     bus.on("a", listener.handle, weak=False)
     ref = weakref.ref(listener)
@@ -282,7 +292,8 @@ def _subscribe_inline(bus: EventBus, log: list[str]) -> None:
     bus.on("a", Listener(log, "object"))
 
 
-def test_inline_callables_keep_working_after_garbage_collection(bus: EventBus) -> None:
+def test_inline_callables(bus: EventBus) -> None:
+    """Inline callables keep working after garbage collection."""
     log: list[str] = []
     _subscribe_inline(bus, log)
 
@@ -295,9 +306,8 @@ def test_inline_callables_keep_working_after_garbage_collection(bus: EventBus) -
     assert [info.weak for info in bus.listeners("a")] == [False] * 4
 
 
-async def test_inline_async_callables_keep_working_after_garbage_collection(
-    bus: EventBus,
-) -> None:
+async def test_inline_async_callables(bus: EventBus) -> None:
+    """Inline async callables keep working after garbage collection."""
     log: list[str] = []
 
     def subscribe() -> None:
@@ -315,7 +325,7 @@ async def test_inline_async_callables_keep_working_after_garbage_collection(
     assert report.values == ("async closure", "unbound")
 
 
-def test_inline_bound_method_of_an_inline_object_is_collected(bus: EventBus) -> None:
+def test_inline_object_collected(bus: EventBus) -> None:
     """The documented price of weak bound methods: nothing else holds the object."""
     bus.on("a", Listener().handle)
 
@@ -328,7 +338,8 @@ def test_inline_bound_method_of_an_inline_object_is_collected(bus: EventBus) -> 
 # ---------------------------------------------------------------- weak=True on other callables
 
 
-def test_weak_true_plain_function_is_collected_when_deleted(bus: EventBus) -> None:
+def test_weak_function(bus: EventBus) -> None:
+    """Weak true plain function is collected when deleted."""
     log: list[str] = []
 
     def handler(event: Event) -> None:
@@ -349,7 +360,8 @@ def test_weak_true_plain_function_is_collected_when_deleted(bus: EventBus) -> No
     assert log == ["called"]
 
 
-def test_weak_true_callable_object_is_collected_when_deleted(bus: EventBus) -> None:
+def test_weak_callable_object(bus: EventBus) -> None:
+    """Weak true callable object is collected when deleted."""
     log: list[str] = []
     handler = Listener(log)
     bus.on("a", handler, weak=True)
@@ -363,7 +375,8 @@ def test_weak_true_callable_object_is_collected_when_deleted(bus: EventBus) -> N
     assert log == []
 
 
-def test_weak_true_function_still_runs_while_alive(bus: EventBus) -> None:
+def test_weak_function_alive(bus: EventBus) -> None:
+    """Weak true function still runs while alive."""
     log: list[str] = []
 
     def handler(event: Event) -> str:
@@ -380,9 +393,8 @@ def test_weak_true_function_still_runs_while_alive(bus: EventBus) -> None:
 @pytest.mark.parametrize(
     "builtin", [print, len, [].append, "abc".upper, {}.get], ids=lambda b: repr(b)[:30]
 )
-def test_weak_true_on_a_builtin_raises_type_error(
-    bus: EventBus, builtin: Callable[..., Any]
-) -> None:
+def test_weak_builtin(bus: EventBus, builtin: Callable[..., Any]) -> None:
+    """Weak true on a builtin raises type error."""
     bus.on("keep", lambda event: None)
     before = _state(bus)
 
@@ -392,7 +404,8 @@ def test_weak_true_on_a_builtin_raises_type_error(
     assert _state(bus) == before
 
 
-def test_weak_true_on_a_non_weakref_able_callable_raises_type_error(bus: EventBus) -> None:
+def test_weak_not_weakrefable(bus: EventBus) -> None:
+    """Weak true on a non weakref able callable raises type error."""
     before = _state(bus)
 
     with pytest.raises(TypeError, match="weak"):
@@ -402,7 +415,8 @@ def test_weak_true_on_a_non_weakref_able_callable_raises_type_error(bus: EventBu
 
 
 @pytest.mark.parametrize("builtin", [print, len, [].append])
-def test_builtins_are_held_strongly_by_default(bus: EventBus, builtin: Callable[..., Any]) -> None:
+def test_builtins_strong(bus: EventBus, builtin: Callable[..., Any]) -> None:
+    """Builtins are held strongly by default."""
     bus.on("a", builtin)
 
     assert bus.listeners("a")[0].weak is False
@@ -411,7 +425,8 @@ def test_builtins_are_held_strongly_by_default(bus: EventBus, builtin: Callable[
 # ---------------------------------------------------------------- slotted objects (decision 19)
 
 
-def test_bound_method_of_a_slotted_object_is_held_strongly_by_default(bus: EventBus) -> None:
+def test_slotted_strong(bus: EventBus) -> None:
+    """Bound method of a slotted object is held strongly by default."""
     log: list[str] = []
     obj = Slotted(log)
     bus.on("a", obj.handle)
@@ -425,9 +440,8 @@ def test_bound_method_of_a_slotted_object_is_held_strongly_by_default(bus: Event
     assert log == ["slotted"]
 
 
-def test_bound_method_of_a_slotted_object_with_weak_true_raises_type_error(
-    bus: EventBus,
-) -> None:
+def test_slotted_weak_refused(bus: EventBus) -> None:
+    """Bound method of a slotted object with weak true raises type error."""
     bus.on("keep", lambda event: None)
     before = _state(bus)
 
@@ -437,9 +451,8 @@ def test_bound_method_of_a_slotted_object_with_weak_true_raises_type_error(
     assert _state(bus) == before
 
 
-def test_bound_method_of_a_slotted_object_with_a_weakref_slot_is_held_weakly(
-    bus: EventBus,
-) -> None:
+def test_slotted_weakref_slot(bus: EventBus) -> None:
+    """Bound method of a slotted object with a weakref slot is held weakly."""
     obj = SlottedWithWeakref([])
     bus.on("a", obj.handle)
     ref = weakref.ref(obj)
@@ -452,7 +465,8 @@ def test_bound_method_of_a_slotted_object_with_a_weakref_slot_is_held_weakly(
     assert bus.listener_count() == 0
 
 
-def test_off_works_for_a_strongly_held_slotted_method(bus: EventBus) -> None:
+def test_off_slotted_strong(bus: EventBus) -> None:
+    """Off works for a strongly held slotted method."""
     obj = Slotted([])
     bus.on("a", obj.handle)
 
@@ -481,7 +495,8 @@ def _collect_during_emission(bus: EventBus) -> tuple[list[str], weakref.ref[List
     return log, ref
 
 
-async def test_object_collected_during_emission_is_skipped(bus: EventBus, emit: Emitter) -> None:
+async def test_collected_mid_emission(bus: EventBus, emit: Emitter) -> None:
+    """Object collected during emission is skipped."""
     log, ref = _collect_during_emission(bus)
 
     report = await emit(bus, "a")
@@ -493,7 +508,8 @@ async def test_object_collected_during_emission_is_skipped(bus: EventBus, emit: 
     assert bus.listener_count() == 2
 
 
-async def test_object_collected_during_an_earlier_emission_stays_gone(bus: EventBus) -> None:
+async def test_collected_stays_gone(bus: EventBus) -> None:
+    """Object collected during an earlier emission stays gone."""
     log, _ = _collect_during_emission(bus)
 
     await bus.emit("a")
@@ -505,7 +521,8 @@ async def test_object_collected_during_an_earlier_emission_stays_gone(bus: Event
 # ---------------------------------------------------------------- identity of bound methods
 
 
-def test_same_method_of_two_objects_is_two_subscriptions(bus: EventBus) -> None:
+def test_two_objects(bus: EventBus) -> None:
+    """Same method of two objects is two subscriptions."""
     log: list[str] = []
     one, two = Listener(log, "one"), Listener(log, "two")
     bus.on("a", one.handle)
@@ -518,7 +535,8 @@ def test_same_method_of_two_objects_is_two_subscriptions(bus: EventBus) -> None:
     assert report.values == ("one", "two")
 
 
-def test_collecting_one_of_two_objects_keeps_the_other(bus: EventBus) -> None:
+def test_one_of_two_collected(bus: EventBus) -> None:
+    """Collecting one of two objects keeps the other."""
     log: list[str] = []
     one, two = Listener(log, "one"), Listener(log, "two")
     bus.on("a", one.handle)
@@ -532,7 +550,8 @@ def test_collecting_one_of_two_objects_keeps_the_other(bus: EventBus) -> None:
     assert log == ["two"]
 
 
-def test_off_with_a_fresh_bound_method_expression_unsubscribes(bus: EventBus) -> None:
+def test_off_fresh_method(bus: EventBus) -> None:
+    """Off with a fresh bound method expression unsubscribes."""
     log: list[str] = []
     listener = Listener(log)
     bus.on("a", listener.handle)
@@ -544,7 +563,8 @@ def test_off_with_a_fresh_bound_method_expression_unsubscribes(bus: EventBus) ->
     assert bus.listener_count() == 0
 
 
-def test_off_with_a_fresh_bound_method_of_a_strong_subscription(bus: EventBus) -> None:
+def test_off_fresh_strong(bus: EventBus) -> None:
+    """off with a fresh bound method of a strong subscription unsubscribes it."""
     listener = Listener()
     bus.on("a", listener.handle, weak=False)
 
@@ -552,7 +572,8 @@ def test_off_with_a_fresh_bound_method_of_a_strong_subscription(bus: EventBus) -
     assert bus.listener_count() == 0
 
 
-def test_off_with_the_same_method_of_another_object_returns_false(bus: EventBus) -> None:
+def test_off_other_object(bus: EventBus) -> None:
+    """Off with the same method of another object returns false."""
     one, two = Listener(), Listener()
     bus.on("a", one.handle)
 
@@ -560,7 +581,8 @@ def test_off_with_the_same_method_of_another_object_returns_false(bus: EventBus)
     assert bus.listener_count() == 1
 
 
-def test_off_after_the_object_was_collected_returns_false(bus: EventBus) -> None:
+def test_off_after_collect(bus: EventBus) -> None:
+    """Off after the object was collected returns false."""
     listener = Listener()
     bus.on("a", listener.handle)
     del listener
@@ -569,7 +591,8 @@ def test_off_after_the_object_was_collected_returns_false(bus: EventBus) -> None
     assert bus.off("a", Listener().handle) is False
 
 
-def test_subscribed_with_a_bound_method_unsubscribes_at_exit(bus: EventBus) -> None:
+def test_subscribed_method(bus: EventBus) -> None:
+    """Subscribed with a bound method unsubscribes at exit."""
     log: list[str] = []
     listener = Listener(log)
 
@@ -598,10 +621,11 @@ class Picky:
         return True
 
 
-def test_bound_method_predicate_does_not_keep_a_weakly_held_handlers_object_alive(
-    bus: EventBus,
-) -> None:
-    """Regression: a bound-method predicate kept a weakly held handler's object alive."""
+def test_predicate_weak(bus: EventBus) -> None:
+    """A bound-method predicate does not keep a weakly held handler's object alive.
+
+    Regression: a bound-method predicate kept a weakly held handler's object alive.
+    """
     picky = Picky([])
     ref = weakref.ref(picky)
     bus.on("a", picky.handle, predicate=picky.wanted)
@@ -615,8 +639,11 @@ def test_bound_method_predicate_does_not_keep_a_weakly_held_handlers_object_aliv
     assert bus.topics() == ()
 
 
-def test_subscription_disappears_when_its_predicates_object_is_collected(bus: EventBus) -> None:
-    """Regression: a weak handler's bound-method predicate was held strongly."""
+def test_predicate_collected(bus: EventBus) -> None:
+    """Subscription disappears when its predicates object is collected.
+
+    Regression: a weak handler's bound-method predicate was held strongly.
+    """
     log: list[str] = []
     handler_owner = Picky(log)
     predicate_owner = Picky([])
