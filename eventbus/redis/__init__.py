@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
-import os
-import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,11 +22,11 @@ from typing import Any, Final, Self, final
 import structlog
 
 from eventbus import EventBus
-from eventbus._handlers import check_count, check_timeout
 
 from ._entries import text
-from ._inbound import Consumer, Options
+from ._inbound import Consumer
 from ._link import DOWN, Link, redis
+from ._options import check_options
 from ._outbound import Outbox
 
 __all__ = ["BridgeStats", "RedisBridge"]
@@ -100,47 +97,33 @@ class RedisBridge:
         start_at: str = "$",
         logger: Any | None = None,
     ) -> None:
-        if not isinstance(bus, EventBus):
-            raise TypeError(f"bus must be an EventBus, not {type(bus).__name__}")
-        if isinstance(client, redis.Redis) or not hasattr(client, "xreadgroup"):
-            raise TypeError(
-                f"client must be an asyncio Redis client (redis.asyncio.Redis), "
-                f"not {type(client).__module__}.{type(client).__qualname__}"
-            )
-        self.stream: Final = _check_key(stream, "stream")
-        self.group: Final = None if group is None else _check_key(group, "group")
-        self.consumer: Final = _check_key(
-            consumer if consumer is not None else f"{socket.gethostname()}-{os.getpid()}",
-            "consumer",
-        )
-        self.forward: Final = _check_forward(bus, forward)
-        if not self.forward and self.group is None:
-            raise ValueError("a bridge with no forward patterns and no group would do nothing")
-        self.dead_letter: Final = _check_key(
-            dead_letter if dead_letter is not None else f"{stream}:dead", "dead_letter"
-        )
-        self.max_deliveries: Final = check_count(max_deliveries, "max_deliveries", minimum=1)
-        batch = check_count(batch, "batch", minimum=1)
-        options = Options(
+        options = check_options(
+            bus,
+            client,
+            stream=stream,
+            group=group,
+            consumer=consumer,
+            forward=forward,
             batch=batch,
-            block_ms=_milliseconds(block, "block"),
-            max_deliveries=self.max_deliveries,
-            retry_delay=_check_seconds(retry_delay, "retry_delay", allow_zero=True),
-            min_idle_ms=_milliseconds(min_idle, "min_idle"),
-            dead_letter=self.dead_letter,
-            dedup_ms=None if dedup_window is None else _milliseconds(dedup_window, "dedup_window"),
-            start_at=_check_start_at(start_at),
+            block=block,
+            maxlen=maxlen,
+            max_deliveries=max_deliveries,
+            retry_delay=retry_delay,
+            min_idle=min_idle,
+            dead_letter=dead_letter,
+            dedup_window=dedup_window,
+            start_at=start_at,
         )
-        if options.retry_delay * 1000 >= options.min_idle_ms:
-            raise ValueError(
-                f"retry_delay ({retry_delay} s) must be shorter than min_idle ({min_idle} s): "
-                "a failed entry idle for min_idle is claimed as abandoned before its retry"
-            )
+        self.stream: Final = options.stream
+        self.group: Final = options.group
+        self.consumer: Final = options.consumer
+        self.forward: Final = options.forward
+        self.dead_letter: Final = options.dead_letter
+        self.max_deliveries: Final = options.max_deliveries
         log = logger if logger is not None else structlog.get_logger("eventbus.redis")
         self._bus: Final = bus
         self._link: Final = Link(client, self.stream, self.group, self.consumer, log)
-        maxlen = None if maxlen is None else check_count(maxlen, "maxlen", minimum=1)
-        self._outbox: Final = Outbox(self._link, self.forward, self.group or "", batch, maxlen)
+        self._outbox: Final = Outbox(self._link, options)
         self._consumer: Final = (
             None
             if self.group is None
@@ -297,50 +280,3 @@ async def _finish(task: asyncio.Task[None], timeout: float | None) -> None:
     while not task.done():
         task.cancel()
         await asyncio.wait((task,), timeout=_CANCEL_CHECK)
-
-
-def _check_start_at(start_at: object) -> str:
-    if not isinstance(start_at, str):
-        raise TypeError(f"start_at must be a str, not {type(start_at).__name__}")
-    if start_at not in ("$", "0"):
-        raise ValueError(
-            f"start_at must be '$' (new entries) or '0' (the whole stream), not {start_at!r}"
-        )
-    return start_at
-
-
-def _milliseconds(value: object, what: str) -> int:
-    """A positive number of seconds, as whole milliseconds (at least 1)."""
-    return max(1, round(_check_seconds(value, what) * 1000))
-
-
-def _check_forward(bus: EventBus, forward: Iterable[str] | str) -> tuple[str, ...]:
-    if isinstance(forward, str):
-        forward = (forward,)
-    try:
-        return tuple(bus.check_subscribable(pattern) for pattern in forward)
-    except TypeError as error:
-        raise TypeError(f"forward: {error}") from None
-    except ValueError as error:  # UnknownEventError is a LookupError: it passes as is
-        raise ValueError(f"forward: {error}") from None
-
-
-def _check_key(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    if not value or value != value.strip():
-        raise ValueError(
-            f"{what} must be a non-empty name without surrounding spaces, not {value!r}"
-        )
-    return value
-
-
-def _check_seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
-    seconds = check_timeout(value, what)
-    if seconds is None:
-        raise TypeError(f"{what} must be a number of seconds, not None")
-    if not math.isfinite(seconds):
-        raise ValueError(f"{what} must be a finite number of seconds, not {seconds}")
-    if seconds == 0 and not allow_zero:
-        raise ValueError(f"{what} must be > 0, not 0")
-    return seconds

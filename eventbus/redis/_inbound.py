@@ -15,35 +15,21 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from eventbus import BusClosedError, EmitReport, EventBus, EventBusError, Tap
 
 from ._entries import BadEntry, Received, decode, text
 from ._link import DOWN, Link, describe, message, redis
+from ._options import Options
 
-__all__ = ["Consumer", "Options"]
+__all__ = ["Consumer"]
 
 Entry = tuple[str, dict[Any, Any] | None, int]
 """(entry id, raw fields or None when the entry was trimmed, delivery count)."""
 
 _LEASE_SHARE: Final = 3
 """The lease on held entries is renewed every ``min_idle / _LEASE_SHARE``."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Options:
-    """The inbound settings of a bridge, checked by ``RedisBridge``."""
-
-    batch: int
-    block_ms: int
-    max_deliveries: int
-    retry_delay: float
-    min_idle_ms: int
-    dead_letter: str
-    dedup_ms: int | None
-    start_at: str
 
 
 class Consumer:

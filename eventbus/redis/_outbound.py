@@ -14,6 +14,7 @@ from eventbus._names import key_matches
 
 from ._entries import encode
 from ._link import Link
+from ._options import Options
 
 __all__ = ["Outbox"]
 
@@ -21,7 +22,7 @@ __all__ = ["Outbox"]
 class Outbox:
     """Forwarded emissions on their way to the stream.
 
-    As a tap (see ``_taps``) it refuses a payload JSON cannot carry before any
+    As a tap (``eventbus.Tap``) it refuses a payload JSON cannot carry before any
     handler runs and queues the others; ``run`` sends them. Emissions may come
     from any thread: appending to a deque is atomic, and the writer is woken
     on its own loop.
@@ -40,14 +41,12 @@ class Outbox:
         "patterns",
     )
 
-    def __init__(
-        self, link: Link, patterns: tuple[str, ...], group: str, batch: int, maxlen: int | None
-    ) -> None:
+    def __init__(self, link: Link, options: Options) -> None:
         self._link: Final = link
-        self.patterns: Final = patterns
-        self._group: Final = group  # the origin of its entries: that group skips them
-        self._batch: Final = batch
-        self._maxlen: Final = maxlen
+        self.patterns: Final = options.forward
+        self._group: Final = options.group or ""  # the origin of its entries: that group skips them
+        self._batch: Final = options.batch
+        self._maxlen: Final = options.maxlen
         self._queue: Final[deque[dict[str, str]]] = deque()
         self._idle = False  # the writer waits for entries: wake it when one comes
         self._loop: asyncio.AbstractEventLoop | None = None
