@@ -383,7 +383,7 @@ def test_ids_other_process() -> None:
     """Event ids differ in another process."""
     code = "from eventbus import Event; print(Event('a.b').id)"
     other = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
     mine = Event("a.b").id
 

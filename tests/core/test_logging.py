@@ -370,7 +370,7 @@ def test_import_configures_nothing() -> None:
         "print(structlog.is_configured())\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
 
     assert done.stdout.splitlines()[-1] == "False"

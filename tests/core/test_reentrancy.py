@@ -416,7 +416,7 @@ async def test_concurrent_tasks_no_loop(bus: EventBus) -> None:
 
     bus.on("a", handler)
 
-    first, second = await asyncio.wait_for(asyncio.gather(bus.emit("a"), bus.emit("a")), 1)
+    first, second = await asyncio.wait_for(asyncio.gather(bus.emit("a"), bus.emit("a")), 60)
 
     assert first.ok
     assert second.ok
@@ -428,7 +428,7 @@ async def test_concurrent_tasks_no_loop(bus: EventBus) -> None:
 
 def test_two_threads_no_loop(bus: EventBus) -> None:
     """Two threads emitting the same name concurrently are not a loop."""
-    barrier = threading.Barrier(2, timeout=2)
+    barrier = threading.Barrier(2, timeout=60)
     reports: list[EmitReport] = []
 
     def handler(event: Event) -> str:
@@ -443,7 +443,7 @@ def test_two_threads_no_loop(bus: EventBus) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
 
     assert len(reports) == 2

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["eventbus.pytest_plugin"]
 
-STOP_TIMEOUT = 5.0  # seconds; only reached when shutdown hangs, which is a failure
+STOP_TIMEOUT = 60.0  # seconds; only reached when shutdown hangs, which is a failure
 
 
 class Server:

@@ -14,7 +14,7 @@ from thread_helpers import run_threads
 
 from eventbus import EmitReport, Event, EventBus
 
-JOIN_TIMEOUT = 5.0
+JOIN_TIMEOUT = 60.0
 
 
 # ---------------------------------------------------------------- once

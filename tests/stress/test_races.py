@@ -22,7 +22,7 @@ from thread_helpers import run_threads
 
 from eventbus import BusClosedError, EmitReport, Event, EventBus, HandlerInfo
 
-JOIN_TIMEOUT = 20.0
+JOIN_TIMEOUT = 60.0
 
 
 pytestmark = pytest.mark.usefixtures("fast_thread_switching")
@@ -449,7 +449,7 @@ def emit_sync_while_the_bus_loop_stops() -> None:
     loop_thread.start()
     emitting.start()
     loop_thread.join(JOIN_TIMEOUT)
-    emitting.join(5)
+    emitting.join(JOIN_TIMEOUT)
     assert not emitting.is_alive(), "emit_sync hung on a loop that had stopped"
     assert len(reports) == emissions
     for report in reports:
