@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh bus per test and structlog reset around each test."""
+"""Shared fixtures: a fresh bus per test, structlog reset around each test, and ``emit``,
+which runs a test under each way of emitting (see emitters.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from emitters import EMIT_MODES, Emitter
 
 from eventbus import EventBus
 
@@ -39,3 +41,10 @@ def fast_thread_switching() -> Iterator[None]:
 @pytest.fixture
 def bus() -> EventBus:
     return EventBus("test")
+
+
+@pytest.fixture(params=EMIT_MODES)
+def emit(request: pytest.FixtureRequest) -> Emitter:
+    """Each way of emitting in turn: ``report = await emit(bus, name, **payload)``; narrow it
+    with ``@pytest.mark.parametrize("emit", [...], indirect=True)``."""
+    return Emitter(request.param)

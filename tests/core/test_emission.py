@@ -1,7 +1,7 @@
 """What every way of emitting does: dispatch order, isolation, reports, timeouts, on_error.
 
 Each test runs under ``await bus.emit``, ``bus.emit_sync`` and ``bus.publish`` through the
-``emit`` fixture (tests/core/conftest.py); what only one of them does lives in
+``emit`` fixture (tests/conftest.py); what only one of them does lives in
 test_emit.py, test_emit_sync.py and test_publish.py.
 """
 
