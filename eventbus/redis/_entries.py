@@ -14,13 +14,16 @@ import enum
 import json
 import math
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from eventbus import Event, PayloadError
 from eventbus._event import new_event
 from eventbus._names import check_name
 
-__all__ = ["FORMAT", "BadEntry", "Received", "decode", "encode", "text"]
+__all__ = ["FORMAT", "BadEntry", "Entry", "Received", "decode", "encode", "field", "text"]
+
+Entry = tuple[str, dict[Any, Any] | None, int]
+"""A read entry: (entry id, raw fields or None when the entry was trimmed, delivery count)."""
 
 FORMAT: Final = "1"
 """Version of the entry layout, sent as the ``v`` field."""
@@ -101,6 +104,14 @@ class BadEntry(ValueError):
 def text(value: bytes | str) -> str:
     """A field as text, whichever way the client decodes responses."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def field(fields: dict[Any, Any] | None, key: str) -> str | None:
+    """One field of a raw entry, whichever way the client decodes replies."""
+    if not fields:
+        return None
+    value = fields.get(key.encode(), fields.get(key))
+    return None if value is None else text(value)
 
 
 class Received:

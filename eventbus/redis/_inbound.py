@@ -4,7 +4,7 @@ succeeded.
 
 Where an entry can be, for this consumer: read (in hand, being dispatched),
 failed (pending, waiting in ``_retries`` for its next delivery), done but not
-yet acknowledged (``_unacked``, when the server went away), or gone. While a
+yet acknowledged (``Acks.unacked``, when the server went away), or gone. While a
 batch runs, a lease task renews this consumer's hold on every entry it still
 owns, so only a consumer that stopped answering has its entries claimed.
 """
@@ -12,21 +12,18 @@ owns, so only a consumer that stopped answering has its entries claimed.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 from eventbus import BusClosedError, EmitReport, EventBus, EventBusError, Tap
 
-from ._entries import BadEntry, Received, decode, text
+from ._acks import Acks
+from ._entries import BadEntry, Entry, Received, decode, field, text
 from ._link import DOWN, Link, describe, message, redis
 from ._options import Options
 
 __all__ = ["Consumer"]
-
-Entry = tuple[str, dict[Any, Any] | None, int]
-"""(entry id, raw fields or None when the entry was trimmed, delivery count)."""
 
 _LEASE_SHARE: Final = 3
 """The lease on held entries is renewed every ``min_idle / _LEASE_SHARE``."""
@@ -50,9 +47,7 @@ class Consumer:
         self.idle = False
         """True while waiting for new entries or for the server: nothing in hand."""
         self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, attempts)
-        self._unacked: list[str] = []
-        self._buried: list[str] = []  # dead-lettered, not acknowledged yet
-        self._unremembered: list[str] = []  # handled event ids the dedup window still needs
+        self._acks: Final = Acks(link, options)
 
     # ---------------------------------------------------------------- the loop
 
@@ -76,7 +71,7 @@ class Consumer:
         next_claim = 0.0
         while not stopping.is_set():
             try:
-                await self._ack_leftovers()
+                await self._acks.leftovers()
                 if not self.group_ready:
                     await self.create_group()
                 now = time.monotonic()
@@ -123,33 +118,11 @@ class Consumer:
     async def finish(self) -> None:
         """Acknowledge what succeeded but is not acknowledged yet (best effort:
         what the server does not take stays pending, and is delivered again)."""
-        try:
-            await self._ack_leftovers()
-        except Exception:
-            self.report_unacked()
+        await self._acks.finish()
 
     def report_unacked(self) -> None:
         """Log the entries that are settled but could not be acknowledged."""
-        if self._unacked or self._buried:
-            self._link.log.warning(
-                "eventbus.redis.not_acked",
-                count=len(self._unacked) + len(self._buried),
-                **self._link.where(),
-            )
-
-    async def _ack_leftovers(self) -> None:
-        """Acknowledge what was settled while the server did not answer."""
-        if self._buried:
-            buried, self._buried = self._buried, []
-            try:
-                await self._client.xack(self._stream, self._group, *buried)
-            except BaseException:
-                self._buried += buried
-                raise
-        if self._unacked:
-            unacked, self._unacked = self._unacked, []
-            handled, self._unremembered = self._unremembered, []
-            await self._ack(unacked, handled=handled)
+        self._acks.report_unacked()
 
     # ---------------------------------------------------------------- reading
 
@@ -261,7 +234,7 @@ class Consumer:
         if not entries:
             return
         self._link.log.debug("eventbus.redis.consumed", count=len(entries), **self._link.where())
-        seen = await self._already_handled(entries)
+        seen = await self._acks.already_handled(entries)
         done: list[str] = []
         remaining = list(reversed(entries))  # popped from the end as each is settled
         lost: set[str] = set()
@@ -269,12 +242,12 @@ class Consumer:
         try:
             await self._handle_each(remaining, seen, done, lost)
         except BaseException:
-            self._unacked += done  # handled: acknowledged as soon as the server answers
+            self._acks.unacked += done  # handled: acknowledged as soon as the server answers
             # Not settled yet (failed acks and dead letters are kept apart, and lost ones
             # are another consumer's): delivered again after retry_delay, as the same
             # attempt, in stream order.
             due = time.monotonic() + self._options.retry_delay
-            settled = {*self._unacked, *self._buried, *lost}
+            settled = {*self._acks.unacked, *self._acks.buried, *lost}
             for entry_id, _, deliveries in reversed(remaining):
                 if entry_id not in settled:
                     self._retries[entry_id] = (due, deliveries - 1)
@@ -282,7 +255,7 @@ class Consumer:
         finally:
             lease.cancel()
         if done:
-            await self._ack(done)
+            await self._acks.ack(done)
 
     async def _handle_each(
         self, remaining: list[Entry], seen: set[str], done: list[str], lost: set[str]
@@ -318,7 +291,7 @@ class Consumer:
                 if done:
                     settled = done[:]
                     done.clear()
-                    await self._ack(settled)
+                    await self._acks.ack(settled)
                 held = [entry_id for entry_id, _, _ in remaining] + list(self._retries)
                 mine = await self._mine(held)
                 lost.update(entry_id for entry_id in held if entry_id not in mine)
@@ -345,12 +318,12 @@ class Consumer:
                 f"delivered {deliveries - 1} times without being acknowledged "
                 "(its consumers stopped or crashed meanwhile)"
             )
-            await self._bury(entry_id, fields, deliveries, [_error_record(None, why)])
+            await self._acks.bury(entry_id, fields, deliveries, [_error_record(None, why)])
             return False
         try:
             received = decode(fields)
         except BadEntry as error:
-            await self._bury(entry_id, fields, deliveries, [_error_record(None, error)])
+            await self._acks.bury(entry_id, fields, deliveries, [_error_record(None, error)])
             return False
         if self._needs_no_run(received, entry_id, seen):
             return True
@@ -392,7 +365,7 @@ class Consumer:
             return False
         if self._options.dedup_ms is None:
             return True
-        await self._ack([entry_id], handled=[event.id])
+        await self._acks.ack([entry_id], handled=[event.id])
         seen.add(event.id)
         return False
 
@@ -406,14 +379,14 @@ class Consumer:
         """A delivery failed: dead-letter the entry after ``max_deliveries``, else
         leave it pending for another delivery after ``retry_delay``."""
         if fields is not None and deliveries >= self._options.max_deliveries:
-            await self._bury(entry_id, fields, deliveries, errors)
+            await self._acks.bury(entry_id, fields, deliveries, errors)
             return
         self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, deliveries)
         self._link.counts["retried"] += 1
         self._link.log.warning(
             "eventbus.redis.retry",
-            event_name=_field(fields, "name"),
-            event_id=_field(fields, "id"),
+            event_name=field(fields, "name"),
+            event_id=field(fields, "id"),
             entry_id=entry_id,
             deliveries=deliveries,
             errors=errors,
@@ -434,82 +407,10 @@ class Consumer:
         except BusClosedError:
             raise
         except EventBusError as refusal:
-            await self._bury(entry_id, fields, deliveries, [_error_record(None, refusal)])
+            await self._acks.bury(entry_id, fields, deliveries, [_error_record(None, refusal)])
             return None
 
     # ---------------------------------------------------------------- settling
-
-    async def _already_handled(self, entries: list[Entry]) -> set[str]:
-        """Event ids of ``entries`` handled within the dedup window (none without one)."""
-        if self._options.dedup_ms is None:
-            return set()
-        ids = [event_id for _, fields, _ in entries if (event_id := _field(fields, "id"))]
-        if not ids:
-            return set()
-        values = await self._client.mget([self._seen_key(event_id) for event_id in ids])
-        return {event_id for event_id, value in zip(ids, values, strict=True) if value}
-
-    def _seen_key(self, event_id: str) -> str:
-        return f"{self._stream}:{self._group}:handled:{event_id}"
-
-    async def _ack(self, entry_ids: list[str], *, handled: Sequence[str] = ()) -> None:
-        """Acknowledge entries (and remember the handled event ids for the dedup
-        window, in the same transaction). Kept for later if the server does not answer."""
-        try:
-            if not handled:
-                await self._client.xack(self._stream, self._group, *entry_ids)
-            else:
-                async with self._client.pipeline(transaction=True) as pipe:
-                    for event_id in handled:
-                        pipe.set(self._seen_key(event_id), 1, px=self._options.dedup_ms)
-                    pipe.xack(self._stream, self._group, *entry_ids)
-                    await pipe.execute()
-        except BaseException:
-            self._unacked += entry_ids
-            self._unremembered += handled
-            raise
-        self._link.counts["acked"] += len(entry_ids)
-        self._link.log.debug("eventbus.redis.acked", count=len(entry_ids), **self._link.where())
-
-    async def _bury(
-        self,
-        entry_id: str,
-        fields: dict[Any, Any],
-        deliveries: int,
-        errors: list[dict[str, str | None]],
-    ) -> None:
-        """Move an entry to the dead-letter stream with its errors, then acknowledge it.
-
-        Two commands, not a transaction: Redis runs the rest of a transaction
-        whose XADD failed, which would acknowledge an entry that is nowhere.
-        """
-        dead = {text(key): text(value) for key, value in fields.items()}
-        dead.update(
-            {
-                "entry_id": entry_id,
-                "group": self._group,
-                "consumer": self._name,
-                "deliveries": str(deliveries),
-                "errors": json.dumps(errors, ensure_ascii=False),
-            }
-        )
-        await self._client.xadd(self._options.dead_letter, dead)
-        self._link.counts["dead_lettered"] += 1
-        self._link.log.error(
-            "eventbus.redis.dead_lettered",
-            dead_letter=self._options.dead_letter,
-            entry_id=entry_id,
-            event_name=dead.get("name"),
-            event_id=dead.get("id"),
-            deliveries=deliveries,
-            errors=errors,
-            **self._link.where(),
-        )
-        try:
-            await self._client.xack(self._stream, self._group, entry_id)
-        except BaseException:
-            self._buried.append(entry_id)  # dead-lettered already: only the ack is left
-            raise
 
     def _log_trimmed(self, entry_ids: list[str]) -> None:
         self._link.log.error(
@@ -528,14 +429,6 @@ def _entries_of(response: Any) -> list[tuple[Any, dict[Any, Any] | None]]:
         pairs = listed[0] if nested else listed  # RESP3 nests one level deeper
         entries += [(entry_id, fields or None) for entry_id, fields in pairs]
     return entries
-
-
-def _field(fields: dict[Any, Any] | None, key: str) -> str | None:
-    """One field of a raw entry, whichever way the client decodes replies."""
-    if not fields:
-        return None
-    value = fields.get(key.encode(), fields.get(key))
-    return None if value is None else text(value)
 
 
 def _error_record(handler: str | None, error: BaseException) -> dict[str, str | None]:
