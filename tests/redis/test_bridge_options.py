@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import redis
+from bridge_helpers import flush
 from redis.asyncio import Redis
 
 from eventbus import EventBus, UnknownEventError
 from eventbus.redis import BridgeStats, RedisBridge
-from redis_bridge.bridge_helpers import flush
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,12 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis.asyncio import Redis
-
-from eventbus import Event, EventBus
-from eventbus.redis import RedisBridge
-from eventbus.redis.testing import RedisServer
-from redis_bridge.bridge_helpers import (
+from bridge_helpers import (
     DEAD,
     STREAM,
     WAIT,
@@ -36,11 +31,14 @@ from redis_bridge.bridge_helpers import (
     entry,
     failing,
     ids,
-    new_client_fixture,  # noqa: F401 - the fixture `new_client`
     pending_ids,
     stream_entries,
-    watch_fixture,  # noqa: F401 - the fixture `watch`
 )
+from redis.asyncio import Redis
+
+from eventbus import Event, EventBus
+from eventbus.redis import RedisBridge
+from eventbus.redis.testing import RedisServer
 
 # ---------------------------------------------------------------- helpers
 

@@ -1,30 +1,18 @@
 """Helpers shared by the Redis bridge tests: a ``Watch`` on logs and handled events, consumer
-bridges quick to notice new entries, hand-made stream entries, what a group has pending, and
-fixtures for clients that fail fast while the server is down.
-
-The fixtures (``watch``, ``new_client``) are used by importing them into a test module::
-
-    from redis_bridge.bridge_helpers import watch_fixture  # noqa: F401 - the fixture `watch`
-
-They are named with ``name=`` so that the imported name never clashes with a test's argument.
-"""
+bridges quick to notice new entries, hand-made stream entries and what a group has pending.
+The fixtures are in ``conftest.py``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import pytest
-import pytest_asyncio
 import structlog
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
-from eventbus.redis.testing import RedisServer
 
 STREAM = "events"
 DEAD = f"{STREAM}:dead"
@@ -85,36 +73,7 @@ class Watch:
         return len(self.logged("eventbus.redis.dead_lettered"))
 
 
-@pytest.fixture(name="watch")
-def watch_fixture() -> Watch:
-    """The fixture ``watch``: a ``Watch`` that receives every log entry of the test."""
-    watcher = Watch()
-    structlog.configure(processors=[watcher])  # tests/conftest.py resets structlog afterwards
-    return watcher
-
-
 # ---------------------------------------------------------------- clients and bridges
-
-
-@pytest_asyncio.fixture(name="new_client")
-async def new_client_fixture(own_redis_server: RedisServer) -> AsyncIterator[ClientFactory]:
-    """The fixture ``new_client``: makes clients of the private server that fail at once while
-    it is down (no retries, 0.5 s to connect); all closed after the test."""
-    clients: list[Redis] = []
-
-    def make() -> Redis:
-        client = Redis.from_url(
-            own_redis_server.url,
-            socket_connect_timeout=0.5,
-            socket_timeout=2.0,
-            retry=Retry(NoBackoff(), 0),
-        )
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 async def create_group(client: Redis, group: str = "g") -> None:

@@ -14,11 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
-
-from eventbus import Event, EventBus, ReentrancyError
-from eventbus.redis import RedisBridge
-from redis_bridge.bridge_helpers import (
+from bridge_helpers import (
     DEAD,
     STREAM,
     WAIT,
@@ -29,8 +25,11 @@ from redis_bridge.bridge_helpers import (
     ids,
     pending,
     stream_entries,
-    watch_fixture,  # noqa: F401 - the fixture `watch`
 )
+from redis.asyncio import Redis
+
+from eventbus import Event, EventBus, ReentrancyError
+from eventbus.redis import RedisBridge
 
 # ---------------------------------------------------------------- helpers
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 import structlog
+from bridge_helpers import WAIT, flush, stream_entries
 from redis.asyncio import Redis
 
 from eventbus import Event, EventBus, EventBusError, PayloadError
 from eventbus.redis import RedisBridge
 from eventbus.redis._entries import encode
-from redis_bridge.bridge_helpers import WAIT, flush, stream_entries
 
 
 async def read_stream(client: Redis, stream: str = "eventbus") -> list[dict[str, str]]:

@@ -1,7 +1,7 @@
 """One consumer process of the kill test (``test_kill.py``): a bus, a ``RedisBridge`` in a
 consumer group, and a ``job.run`` handler that records what it does in Redis.
 
-    python tests/redis_bridge/consumer_process.py --url redis://127.0.0.1:6379/0 \\
+    python tests/redis/consumer_process.py --url redis://127.0.0.1:6379/0 \\
         --stream jobs --group workers --consumer c1 [--victim-from 100]
 
 Records (with a client of its own, not the bridge's), as lists in the same database:

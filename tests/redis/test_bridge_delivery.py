@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from redis.asyncio import Redis
-
-from eventbus import Event, EventBus
-from redis_bridge.bridge_helpers import (
+from bridge_helpers import (
     DEAD,
     STREAM,
     WAIT,
@@ -27,8 +24,10 @@ from redis_bridge.bridge_helpers import (
     pending,
     pending_entries,
     stream_entries,
-    watch_fixture,  # noqa: F401 - the fixture `watch`
 )
+from redis.asyncio import Redis
+
+from eventbus import Event, EventBus
 
 # ---------------------------------------------------------------- helpers
 

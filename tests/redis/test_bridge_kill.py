@@ -10,7 +10,7 @@ entries and the handlers' records all along the run).
 
 The stress variant runs the scenario 20 times:
 
-    .venv/bin/python -m pytest tests/redis_bridge/test_kill.py -m heavy
+    .venv/bin/python -m pytest tests/redis/test_bridge_kill.py -m heavy
 """
 
 from __future__ import annotations

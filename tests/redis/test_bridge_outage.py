@@ -15,18 +15,17 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import pytest
+from bridge_helpers import (
+    ClientFactory,
+    pending_entries,
+)
+from bridge_helpers import consumer as quick_consumer
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from eventbus import Event, EventBus
 from eventbus.redis import BridgeStats, RedisBridge
 from eventbus.redis.testing import RedisServer
-from redis_bridge.bridge_helpers import (
-    ClientFactory,
-    new_client_fixture,  # noqa: F401 - the fixture `new_client`
-    pending_entries,
-)
-from redis_bridge.bridge_helpers import consumer as quick_consumer
 
 STREAM = "jobs"
 GROUP = "workers"

@@ -8,11 +8,11 @@ import gc
 import tracemalloc
 import weakref
 
+from bridge_helpers import STREAM, WAIT, create_group, pending
 from redis.asyncio import Redis
 
 from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
-from redis_bridge.bridge_helpers import STREAM, WAIT, create_group, pending
 
 GROWTH_BOUND = 256 * 1024
 """Traced bytes 5,000 more entries may add: fixed caches, not ~50 bytes per entry."""
