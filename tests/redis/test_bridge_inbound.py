@@ -2,7 +2,7 @@
 refuses (dead-lettered at once) — against a real redis-server.
 
 Tests never sleep to wait: they wait for a handler call or a log entry (``Watch``), with a
-5-second guard.
+60-second guard (``WAIT``).
 """
 
 from __future__ import annotations
@@ -372,8 +372,9 @@ async def test_entry_deeper_than_max_depth_is_dead_lettered_and_one_at_max_depth
         await redis_client.xadd(
             STREAM, entry("deep", id="deep-enough", depth="3", parent="p", chain="s0 s1 s2")
         )
+        # The one that runs is acknowledged (not only handled) before anything is checked.
+        await watch.until(lambda: len(watch.handled) == 1 and watch.acked() == 1)
         await assert_dead_lettered_at_once(redis_client, watch, bridge, "ReentrancyError")
-        await watch.until(lambda: len(watch.handled) == 1)
 
     [dead] = await stream_entries(redis_client, DEAD)
     assert dead["id"] == "too-deep"

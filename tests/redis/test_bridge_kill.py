@@ -44,9 +44,10 @@ VICTIM_FROM = 100
 MIN_IDLE = 1.0
 """Idle time after which a survivor claims the victim's entries; long enough for the test to
 see the victim's entry still pending right after the kill, short enough to keep the test fast."""
-START_TIMEOUT = 15.0
-SETTLE_TIMEOUT = 20.0
-EXIT_TIMEOUT = 10.0
+# Guards only (a loaded machine is slow, not broken): nothing waits for them to pass.
+START_TIMEOUT = 60.0
+SETTLE_TIMEOUT = 120.0
+EXIT_TIMEOUT = 60.0
 
 
 @dataclass

@@ -363,7 +363,7 @@ def test_importing_eventbus_redis_without_redis_py_names_the_extra() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
 
@@ -381,7 +381,7 @@ def test_importing_eventbus_alone_does_not_import_redis() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
 

@@ -29,7 +29,8 @@ from eventbus.redis.testing import RedisServer
 
 STREAM = "jobs"
 GROUP = "workers"
-TIMEOUT = 10.0
+TIMEOUT = 60.0
+"""The guard of every wait (generous: a loaded machine is slow, not broken)."""
 OUTAGE_LOGS = ("eventbus.redis.connection_lost", "eventbus.redis.reconnected")
 
 
