@@ -81,9 +81,8 @@ async def test_entry_is_acknowledged_only_after_every_handler_succeeded(
 # ---------------------------------------------------------------- failures and retries
 
 
-async def test_failed_entry_stays_pending_and_all_its_handlers_run_again_after_retry_delay(
-    redis_client: Redis, watch: Watch
-) -> None:
+async def test_failed_entry_stays_pending_and_runs_again(redis_client: Redis, watch: Watch) -> None:
+    """A failed entry stays pending, and all its handlers run again after retry_delay."""
     await create_group(redis_client)
     bus = EventBus("b")
     flaky_runs: list[str] = []
@@ -199,9 +198,10 @@ async def test_entries_left_pending_by_a_crashed_consumer_are_claimed_after_min_
     assert all(c["log_level"] == "warning" and c["consumer"] == "live" for c in claims)
 
 
-async def test_claimed_entry_delivered_more_than_max_deliveries_is_dead_lettered_without_running(
+async def test_claimed_entry_over_max_deliveries_is_dead_lettered(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """A claimed entry delivered more than max_deliveries times is dead-lettered without running."""
     await create_group(redis_client)
     [entry_id] = await add(redis_client, "e1")
     # Two consumers took it and crashed: delivered twice, never acknowledged.
@@ -335,9 +335,10 @@ async def test_stop_twice_or_before_start_is_harmless(redis_client: Redis, watch
     assert len(watch.logged("eventbus.redis.stopped")) == 1
 
 
-async def test_stop_timeout_cancels_an_overrunning_handler_and_leaves_its_entry_pending(
+async def test_stop_timeout_cancels_an_overrunning_handler(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """stop()'s timeout cancels an overrunning handler and leaves its entry pending."""
     await create_group(redis_client)
     bus = EventBus("b")
     started = asyncio.Event()
@@ -458,9 +459,10 @@ async def test_stats_report_the_groups_pending_entries_and_lag(
     assert (done.consumed, done.acked) == (3, 3)
 
 
-async def test_bus_closed_while_consuming_stops_the_consumer_and_leaves_the_entry_pending(
+async def test_bus_closed_while_consuming_stops_the_consumer(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """A bus closed while consuming stops the consumer and leaves the entry pending."""
     await create_group(redis_client)
     bus = EventBus("b")
     bus.on("order.placed", watch.record)

@@ -65,9 +65,8 @@ async def assert_dead_lettered_at_once(
 # ---------------------------------------------------------------- what arrives
 
 
-async def test_forwarded_event_arrives_with_the_same_id_parent_source_depth_timestamp_and_payload(
-    redis_client: Redis, watch: Watch
-) -> None:
+async def test_forwarded_event_arrives_unchanged(redis_client: Redis, watch: Watch) -> None:
+    """A forwarded event arrives with the same id, parent, source, depth, timestamp and payload."""
     payload = {
         "lines": [{"sku": "café-crème", "qty": 2, "price": 3.5}, {"sku": "日本茶", "qty": 1}],
         "customer": {"name": "Zoë", "tags": ["vip", "ünïcode"], "vat": None, "member": True},
@@ -233,9 +232,10 @@ async def test_entry_whose_origin_is_the_consumers_group_is_acked_without_dispat
     assert stats.pending == 0
 
 
-async def test_bridge_that_forwards_and_consumes_never_dispatches_its_own_emission_twice(
+async def test_forwarding_consumer_never_dispatches_its_own_emission_twice(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """A bridge that forwards and consumes never dispatches its own emission twice."""
     await create_group(redis_client)
     bus = EventBus("b")
     bus.on("order.placed", watch.record)
@@ -421,9 +421,10 @@ async def test_loop_through_two_processes_is_refused_where_it_closes(
 # ---------------------------------------------------------------- nested emissions
 
 
-async def test_nested_emission_of_a_received_event_has_it_as_parent_and_travels_with_the_chain(
+async def test_nested_emission_of_a_received_event_keeps_parent_and_chain(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """A nested emission of a received event has it as parent and travels with the chain."""
     await create_group(redis_client)
     bus_b = EventBus("b")
     received: list[Event] = []
@@ -499,9 +500,10 @@ async def test_new_group_starting_at_0_reads_the_entries_added_before_it_existed
     assert ids(watch.handled) == ["old-1", "old-2"]
 
 
-async def test_new_group_starting_at_dollar_by_default_skips_the_entries_added_before_it_existed(
+async def test_new_group_skips_earlier_entries_by_default(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """A new group starts at "$" by default: it skips the entries added before it existed."""
     await redis_client.xadd(STREAM, entry(id="old-1"))
     bus = EventBus("b")
     bus.on("order.placed", watch.record)

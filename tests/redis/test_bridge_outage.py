@@ -105,9 +105,10 @@ async def test_emissions_while_the_server_is_down_are_accepted_and_wait_in_the_o
         await restart(own_redis_server)  # lets the bridge stop without waiting for a server
 
 
-async def test_flush_waits_for_the_server_then_the_outbox_is_in_the_stream_once_in_order(
+async def test_flush_waits_for_the_server_then_sends_in_order(
     own_redis_server: RedisServer, new_client: ClientFactory, bus: EventBus
 ) -> None:
+    """flush() waits for the server; then the outbox is in the stream, once, in order."""
     client = new_client()
     async with RedisBridge(bus, client, stream=STREAM, forward="job.*") as bridge:
         ids = [(await bus.emit("job.run", seq=seq)).event.id for seq in range(3)]
@@ -156,9 +157,10 @@ async def test_a_writer_outage_is_logged_once_as_an_error_and_the_recovery_once(
 # ------------------------------------------------------------------ consumer side
 
 
-async def test_a_handler_that_succeeds_during_the_outage_is_acked_after_it_and_runs_once(
+async def test_handler_succeeding_during_outage_is_acked_after_it(
     own_redis_server: RedisServer, new_client: ClientFactory, bus: EventBus
 ) -> None:
+    """A handler that succeeds during the outage is acknowledged after it, and runs once."""
     entered, release = asyncio.Event(), asyncio.Event()
     calls: list[str] = []
 
@@ -184,9 +186,10 @@ async def test_a_handler_that_succeeds_during_the_outage_is_acked_after_it_and_r
     assert await pending_of(new_client()) == []
 
 
-async def test_a_handler_that_fails_during_the_outage_is_not_acked_and_runs_again_after_it(
+async def test_handler_failing_during_outage_runs_again_after_it(
     own_redis_server: RedisServer, new_client: ClientFactory, bus: EventBus
 ) -> None:
+    """A handler that fails during the outage is not acknowledged, and runs again after it."""
     entered = [asyncio.Event(), asyncio.Event()]
     release = [asyncio.Event(), asyncio.Event()]
     calls: list[str] = []

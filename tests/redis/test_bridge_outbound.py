@@ -294,9 +294,10 @@ async def test_emit_sync_in_the_loop_thread_with_sync_handlers_is_forwarded(
 
 
 @pytest.mark.usefixtures("fast_thread_switching")
-async def test_emit_sync_from_other_threads_concurrently_forwards_all_in_each_threads_order(
+async def test_emit_sync_from_threads_forwards_all_in_order(
     bus: EventBus, redis_client: Redis
 ) -> None:
+    """emit_sync from other threads at once forwards every emission in each thread's order."""
     threads_count, per_thread = 4, 200
     start = threading.Barrier(threads_count)
     failures: list[BaseException] = []

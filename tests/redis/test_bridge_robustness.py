@@ -67,9 +67,10 @@ def fail_first_transaction(
 # ---------------------------------------------------------------- dead letters
 
 
-async def test_entry_whose_dead_letter_cannot_be_written_stays_pending_and_is_not_counted(
+async def test_unwritable_dead_letter_leaves_the_entry_pending(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """An entry whose dead letter cannot be written stays pending and is not counted."""
     await create_group(redis_client)
     await redis_client.set(DEAD, "x")  # the dead-letter key is not a stream: XADD fails
     bus = EventBus("b")
@@ -160,9 +161,10 @@ async def test_rest_of_a_batch_cut_short_is_handled_in_stream_order(
     assert ids(watch.handled) == ["e1", "e2", "e3", "e4"]
 
 
-async def test_an_event_whose_acknowledgement_was_deferred_is_still_remembered_as_handled(
+async def test_deferred_ack_still_remembers_the_event_as_handled(
     redis_client: Redis, watch: Watch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An event whose acknowledgement was deferred is still remembered as handled."""
     await create_group(redis_client)
     await add(redis_client, "e1", "e2")
     failed: list[bool] = []
@@ -214,9 +216,10 @@ async def test_restart_with_a_retry_waiting_does_not_reread_the_history_in_a_loo
 # ---------------------------------------------------------------- stop()
 
 
-async def test_stop_timing_out_on_a_hanging_handler_still_acknowledges_the_earlier_entries(
+async def test_stop_timeout_on_a_hanging_handler_acks_earlier_entries(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """stop() timing out on a hanging handler still acknowledges the earlier entries."""
     await create_group(redis_client)
     entry_ids = await add(redis_client, "e1", "e2", "e3")  # one batch
     bus = EventBus("b")
@@ -336,9 +339,10 @@ async def test_stopping_sends_what_handlers_emit_while_finishing_their_batch(
     assert watch.logged("eventbus.redis.not_forwarded") == []
 
 
-async def test_an_entry_whose_payload_nests_too_deep_is_dead_lettered_and_the_next_handled(
+async def test_too_deeply_nested_payload_is_dead_lettered(
     redis_client: Redis, watch: Watch
 ) -> None:
+    """An entry whose payload nests too deep is dead-lettered, and the next one handled."""
     await create_group(redis_client)
     xadd: Any = redis_client.xadd
     deep = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError
@@ -561,9 +565,10 @@ async def test_two_concurrent_stops_both_return_and_stopped_is_logged_once(
     assert len(watch.logged("eventbus.redis.started")) == 1
 
 
-async def test_cancelling_the_task_inside_async_with_stops_the_bridge_and_loses_nothing(
+async def test_cancelling_inside_async_with_stops_and_loses_nothing(
     redis_client: Redis,
 ) -> None:
+    """Cancelling the task inside `async with` stops the bridge and loses nothing."""
     await create_group(redis_client)
     bus = EventBus("b")
     bridge = consumer(bus, redis_client, forward=["order.*"])
