@@ -20,7 +20,8 @@ JOIN_TIMEOUT = 60.0
 # ---------------------------------------------------------------- once
 
 
-async def test_once_handler_runs_once_under_concurrent_task_emits(bus: EventBus) -> None:
+async def test_once_concurrent_tasks(bus: EventBus) -> None:
+    """Once handler runs once under concurrent task emits."""
     calls: list[int] = []
 
     async def handler(event: Event) -> int:
@@ -71,19 +72,20 @@ def check_once_under_thread_emits(repetitions: int) -> None:
 
 
 @pytest.mark.usefixtures("fast_thread_switching")
-def test_once_handler_runs_once_under_concurrent_thread_emits() -> None:
+def test_once_concurrent_threads() -> None:
+    """Once handler runs once under concurrent thread emits."""
     check_once_under_thread_emits(repetitions=20)
 
 
 @pytest.mark.heavy
 @pytest.mark.usefixtures("fast_thread_switching")
-def test_once_handler_runs_once_under_concurrent_thread_emits_many_times() -> None:
+def test_once_concurrent_threads_many() -> None:
+    """A once handler runs once under concurrent thread emits, many times."""
     check_once_under_thread_emits(repetitions=500)
 
 
-async def test_once_with_predicate_is_claimed_by_the_first_emission_whose_predicate_passes(
-    bus: EventBus,
-) -> None:
+async def test_once_predicate_claim(bus: EventBus) -> None:
+    """A once handler with a predicate is claimed by the first emission whose predicate passes."""
     calls: list[int] = []
     bus.once("x", lambda e: calls.append(e["n"]), predicate=lambda e: e["n"] >= 2)
 
@@ -102,9 +104,8 @@ async def test_once_with_predicate_is_claimed_by_the_first_emission_whose_predic
     assert third.results == ()
 
 
-async def test_once_with_predicate_under_concurrent_emits_runs_once_for_a_passing_event(
-    bus: EventBus,
-) -> None:
+async def test_once_predicate_concurrent(bus: EventBus) -> None:
+    """A once handler with a predicate, under concurrent emits, runs once for a passing event."""
     calls: list[int] = []
 
     async def first(event: Event) -> None:
@@ -119,9 +120,8 @@ async def test_once_with_predicate_under_concurrent_emits_runs_once_for_a_passin
     assert calls[0] % 2 == 1
 
 
-async def test_once_handler_claimed_by_one_emission_does_not_run_in_a_concurrent_one(
-    bus: EventBus,
-) -> None:
+async def test_once_claimed_not_shared(bus: EventBus) -> None:
+    """A once handler claimed by one emission does not run in a concurrent one."""
     gate = asyncio.Event()
     reached_gate = asyncio.Event()
     calls: list[str] = []
@@ -148,9 +148,8 @@ async def test_once_handler_claimed_by_one_emission_does_not_run_in_a_concurrent
 # ---------------------------------------------------------------- subscription changes
 
 
-async def test_handler_unsubscribed_during_an_emission_still_runs_in_it_but_not_the_next(
-    bus: EventBus,
-) -> None:
+async def test_off_mid_emission(bus: EventBus) -> None:
+    """A handler unsubscribed during an emission still runs in it, but not in the next."""
     log: list[str] = []
 
     def later(event: Event) -> None:
@@ -171,9 +170,8 @@ async def test_handler_unsubscribed_during_an_emission_still_runs_in_it_but_not_
     assert len(second.results) == 1
 
 
-async def test_handler_subscribed_during_an_emission_runs_only_from_the_next(
-    bus: EventBus,
-) -> None:
+async def test_on_mid_emission(bus: EventBus) -> None:
+    """Handler subscribed during an emission runs only from the next."""
     log: list[str] = []
 
     def newcomer(event: Event) -> None:
@@ -193,9 +191,8 @@ async def test_handler_subscribed_during_an_emission_runs_only_from_the_next(
     assert len(second.results) == 2
 
 
-async def test_handler_subscribed_to_a_pattern_during_an_emission_runs_only_from_the_next(
-    bus: EventBus,
-) -> None:
+async def test_on_pattern_mid_emission(bus: EventBus) -> None:
+    """A handler subscribed to a pattern during an emission runs only from the next."""
     log: list[str] = []
 
     def adder(event: Event) -> None:
@@ -210,9 +207,8 @@ async def test_handler_subscribed_to_a_pattern_during_an_emission_runs_only_from
     assert log == ["adder", "adder", "pattern newcomer"]
 
 
-async def test_handler_removed_by_clear_during_an_emission_still_runs_in_it(
-    bus: EventBus,
-) -> None:
+async def test_clear_mid_emission(bus: EventBus) -> None:
+    """Handler removed by clear during an emission still runs in it."""
     log: list[str] = []
     cleared: list[int] = []
 
@@ -238,9 +234,8 @@ async def test_handler_removed_by_clear_during_an_emission_still_runs_in_it(
     assert second.results == ()
 
 
-async def test_handler_removed_by_clear_owner_during_an_emission_still_runs_in_it(
-    bus: EventBus,
-) -> None:
+async def test_clear_owner_mid_emission(bus: EventBus) -> None:
+    """A handler removed by clear(owner=...) during an emission still runs in it."""
     log: list[str] = []
 
     def clearer(event: Event) -> None:
@@ -256,10 +251,10 @@ async def test_handler_removed_by_clear_owner_during_an_emission_still_runs_in_i
     assert log == ["clearer", "plugin handler", "clearer"]
 
 
-async def test_subscription_change_during_a_suspended_emission_does_not_affect_it(
-    bus: EventBus,
-) -> None:
-    """An emission suspended in an async handler keeps its starting snapshot,
+async def test_change_while_suspended(bus: EventBus) -> None:
+    """A subscription change during a suspended emission does not affect it.
+
+    An emission suspended in an async handler keeps its starting snapshot,
     whatever another task changes meanwhile."""
     gate = asyncio.Event()
     started = asyncio.Event()
@@ -289,9 +284,8 @@ async def test_subscription_change_during_a_suspended_emission_does_not_affect_i
 
 
 @pytest.mark.usefixtures("fast_thread_switching")
-def test_emissions_from_threads_stay_consistent_while_other_threads_subscribe_and_unsubscribe(
-    bus: EventBus,
-) -> None:
+def test_threads_emit_while_churn(bus: EventBus) -> None:
+    """Emissions from threads stay consistent while other threads subscribe and unsubscribe."""
     emitters, churners = 8, 2
     emissions_per_thread, churn_iterations = 100, 200
     tokens = itertools.count()  # next() on itertools.count is atomic under the GIL
@@ -340,7 +334,7 @@ def test_emissions_from_threads_stay_consistent_while_other_threads_subscribe_an
 
 
 @pytest.mark.usefixtures("fast_thread_switching")
-def test_once_handlers_subscribed_from_threads_each_run_at_most_once(bus: EventBus) -> None:
+def test_once_from_threads(bus: EventBus) -> None:
     """Threads keep subscribing fresh once-handlers while others emit: each
     once-handler runs at most once, and every call shows up in one report."""
     calls: list[int] = []

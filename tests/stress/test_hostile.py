@@ -204,14 +204,16 @@ def check_text_is_accepted_exactly_when_valid(text: str) -> None:
 
 @FAST
 @given(any_text)
-def test_any_text_as_a_name_is_accepted_exactly_when_it_is_valid(text: str) -> None:
+def test_any_text_name(text: str) -> None:
+    """Any text as a name is accepted exactly when it is valid."""
     check_text_is_accepted_exactly_when_valid(text)
 
 
 @pytest.mark.heavy
 @HEAVY
 @given(any_text)
-def test_any_text_as_a_name_is_accepted_exactly_when_it_is_valid_many_times(text: str) -> None:
+def test_any_text_name_many(text: str) -> None:
+    """Any text as a name is accepted exactly when it is valid, many times."""
     check_text_is_accepted_exactly_when_valid(text)
 
 
@@ -226,21 +228,25 @@ def check_non_text_is_a_type_error(value: object) -> None:
 
 @FAST
 @given(non_text)
-def test_non_text_as_a_name_is_a_type_error_naming_its_type(value: object) -> None:
+def test_non_text_name(value: object) -> None:
+    """Non text as a name is a type error naming its type."""
     check_non_text_is_a_type_error(value)
 
 
 @pytest.mark.heavy
 @HEAVY
 @given(non_text)
-def test_non_text_as_a_name_is_a_type_error_naming_its_type_many_times(value: object) -> None:
+def test_non_text_name_many(value: object) -> None:
+    """Non-text as a name is a TypeError naming its type, many times."""
     check_non_text_is_a_type_error(value)
 
 
 @pytest.mark.parametrize("entry", ["emit", "emit_sync", "publish", "has_listeners", "on"])
 @pytest.mark.parametrize("hostile", HOSTILE_OBJECTS, ids=lambda o: type(o).__name__)
-def test_hostile_object_as_a_name_is_a_type_error(entry: str, hostile: object) -> None:
-    """Regression: objects whose ``__repr__`` or ``__hash__`` raise, or that
+def test_hostile_name(entry: str, hostile: object) -> None:
+    """Hostile object as a name is a type error.
+
+    Regression: objects whose ``__repr__`` or ``__hash__`` raise, or that
     pose as a known name, must meet the same ``TypeError`` as any non-str (the
     emit fast path looked them up in its route cache first)."""
     bus = populated()
@@ -255,7 +261,8 @@ def test_hostile_object_as_a_name_is_a_type_error(entry: str, hostile: object) -
 
 
 @pytest.mark.parametrize("length", [10_000, 1_000_000])
-def test_huge_names_are_accepted_or_refused_by_the_same_rules(length: int) -> None:
+def test_huge_names(length: int) -> None:
+    """Huge names are accepted or refused by the same rules."""
     bus = populated()
     long_name = ".".join(["segment"] * (length // 8))
     seen: list[str] = []
@@ -328,20 +335,21 @@ def check_payload_is_delivered_as_given(payload: dict[str, Any]) -> None:
 
 @FAST
 @given(st.dictionaries(payload_keys, payload_values, max_size=6))
-def test_any_payload_is_delivered_as_given_and_source_is_never_a_payload_key(
-    payload: dict[str, Any],
-) -> None:
+def test_any_payload(payload: dict[str, Any]) -> None:
+    """Any payload is delivered as given, and source is never a payload key."""
     check_payload_is_delivered_as_given(payload)
 
 
 @pytest.mark.heavy
 @HEAVY
 @given(st.dictionaries(payload_keys, payload_values, max_size=12))
-def test_any_payload_is_delivered_as_given_many_times(payload: dict[str, Any]) -> None:
+def test_any_payload_many(payload: dict[str, Any]) -> None:
+    """Any payload is delivered as given many times."""
     check_payload_is_delivered_as_given(payload)
 
 
-def test_payload_keys_that_are_not_str_are_refused_before_anything_runs(bus: EventBus) -> None:
+def test_non_str_keys(bus: EventBus) -> None:
+    """Payload keys that are not str are refused before anything runs."""
     ran: list[Event] = []
     bus.on("x", ran.append)
 
@@ -351,9 +359,8 @@ def test_payload_keys_that_are_not_str_are_refused_before_anything_runs(bus: Eve
     assert ran == []
 
 
-async def test_huge_payload_is_delivered_without_copying_values_and_never_logged(
-    bus: EventBus,
-) -> None:
+async def test_huge_payload(bus: EventBus) -> None:
+    """A huge payload is delivered without copying values and never logged."""
     huge_value = "secret" * 2_000_000
     payload = {f"key{i}": i for i in range(100_000)}
     payload["big"] = huge_value  # type: ignore[assignment]
@@ -535,18 +542,16 @@ option_sets = st.fixed_dictionaries(
 
 @FAST
 @given(st.sampled_from(list(SUBSCRIBERS)), st.sampled_from(list(HANDLERS)), option_sets)
-def test_any_options_give_the_documented_error_or_exactly_that_subscription(
-    subscriber: str, handler_kind: str, options: dict[str, Any]
-) -> None:
+def test_any_options(subscriber: str, handler_kind: str, options: dict[str, Any]) -> None:
+    """Any options give the documented error or exactly that subscription."""
     check_options(subscriber, handler_kind, options)
 
 
 @pytest.mark.heavy
 @HEAVY
 @given(st.sampled_from(list(SUBSCRIBERS)), st.sampled_from(list(HANDLERS)), option_sets)
-def test_any_options_give_the_documented_error_many_times(
-    subscriber: str, handler_kind: str, options: dict[str, Any]
-) -> None:
+def test_any_options_many(subscriber: str, handler_kind: str, options: dict[str, Any]) -> None:
+    """Any options give the documented error many times."""
     check_options(subscriber, handler_kind, options)
 
 
@@ -571,9 +576,8 @@ HANDLER_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
 
 @FAST
 @given(st.sampled_from(list(HANDLER_ENTRY_POINTS)), non_callables)
-def test_non_callable_handler_is_a_type_error_and_registers_nothing(
-    entry: str, value: object
-) -> None:
+def test_non_callable_handler(entry: str, value: object) -> None:
+    """Non callable handler is a type error and registers nothing."""
     assume(not (value is None and entry in ("on", "once")))  # that is the decorator form
     bus = populated()
     before = state(bus)
@@ -599,9 +603,8 @@ bus_arguments = st.fixed_dictionaries(
 
 @FAST
 @given(bus_arguments)
-def test_bus_arguments_give_the_documented_error_or_a_working_bus(
-    arguments: dict[str, Any],
-) -> None:
+def test_bus_arguments(arguments: dict[str, Any]) -> None:
+    """Bus arguments give the documented error or a working bus."""
     problems: dict[str, type[Exception]] = {}
     name, depth, timeout = arguments["name"], arguments["max_depth"], arguments["handler_timeout"]
     if not isinstance(name, str):
@@ -652,8 +655,10 @@ def mocks() -> list[mock.Mock]:
     ]
 
 
-async def test_mock_objects_are_accepted_and_called_as_handlers(mocks: list[mock.Mock]) -> None:
-    """Regression: naming a Mock recursed without end (``hasattr(mock, "func")``
+async def test_mock_handlers(mocks: list[mock.Mock]) -> None:
+    """Mock objects are accepted and called as handlers.
+
+    Regression: naming a Mock recursed without end (``hasattr(mock, "func")``
     is true for a Mock, and so on for ``mock.func.func``...)."""
     bus = EventBus("hostile")
     for handler in mocks:
@@ -668,7 +673,8 @@ async def test_mock_objects_are_accepted_and_called_as_handlers(mocks: list[mock
     assert bus.off("x", mocks[0]) is True
 
 
-def test_mock_is_accepted_as_a_predicate(bus: EventBus) -> None:
+def test_mock_predicate(bus: EventBus) -> None:
+    """Mock is accepted as a predicate."""
     predicate = mock.Mock(return_value=False)
     bus.on("x", _noop, predicate=predicate)
 

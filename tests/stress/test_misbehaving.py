@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import structlog
+from emitters import Emitter
 from structlog.testing import capture_logs
 
 from eventbus import (
@@ -113,9 +114,8 @@ EXCEPTION_IDS = [
 @pytest.mark.parametrize("make", EXCEPTIONS, ids=EXCEPTION_IDS)
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("how", HOW)
-async def test_any_exception_a_handler_raises_is_reported_and_the_others_still_run(
-    how: str, is_async: bool, make: Callable[[], Exception]
-) -> None:
+async def test_any_exception(how: str, is_async: bool, make: Callable[[], Exception]) -> None:
+    """Any exception a handler raises is reported, and the others still run."""
     raised: list[Exception] = []
     hooked: list[BaseException] = []
     bus = EventBus("misbehaving", on_error=lambda event, info, error: hooked.append(error))
@@ -150,7 +150,8 @@ async def test_any_exception_a_handler_raises_is_reported_and_the_others_still_r
     assert (await emit_by(bus, how)).values == ("before", "after")
 
 
-async def test_failure_whose_str_and_repr_raise_is_logged_by_a_real_renderer() -> None:
+async def test_unprintable_failure_logged() -> None:
+    """A failure whose str and repr raise is logged by a real renderer."""
     output = io.StringIO()
     structlog.configure(
         processors=[structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
@@ -175,7 +176,9 @@ async def test_failure_whose_str_and_repr_raise_is_logged_by_a_real_renderer() -
     assert "StrRaises" in failed[0]["exception"]
 
 
-async def test_on_error_raising_an_exception_whose_str_raises_is_isolated() -> None:
+async def test_on_error_unprintable() -> None:
+    """An on_error raising an exception whose str raises is isolated."""
+
     def on_error(event: Event, info: HandlerInfo, error: Exception) -> None:
         raise StrRaises
 
@@ -224,9 +227,8 @@ BASE_EXCEPTION_IDS = [
 @pytest.mark.parametrize("make", BASE_EXCEPTIONS, ids=BASE_EXCEPTION_IDS)
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("how", ["emit", "emit_sync"])
-async def test_base_exception_propagates_stops_the_emission_and_leaves_the_bus_working(
-    how: str, is_async: bool, make: Callable[[], BaseException]
-) -> None:
+async def test_base_exception(how: str, is_async: bool, make: Callable[[], BaseException]) -> None:
+    """A BaseException propagates, stops the emission and leaves the bus working."""
     hooked: list[BaseException] = []
     bus = EventBus("misbehaving", on_error=lambda event, info, error: hooked.append(error))
     after: list[str] = []
@@ -255,7 +257,8 @@ async def test_base_exception_propagates_stops_the_emission_and_leaves_the_bus_w
     await asyncio.wait_for(bus.aclose(), 60)  # nothing is left counted as in flight
 
 
-async def test_base_exception_in_a_published_handler_ends_its_task_not_the_bus() -> None:
+async def test_base_exception_published() -> None:
+    """A BaseException in a published handler ends its task, not the bus."""
     bus = EventBus("misbehaving")
     thrown = Fatal("in a task")
 
@@ -342,9 +345,8 @@ AWAITABLE_FAILURES: dict[str, tuple[Callable[[Event], Awaitable[Any]], type[Exce
 
 @pytest.mark.parametrize("kind", AWAITABLE_RESULTS)
 @pytest.mark.parametrize("how", ["emit", "publish"])
-async def test_awaitable_returned_by_a_sync_handler_is_awaited_for_its_result(
-    bus: EventBus, how: str, kind: str
-) -> None:
+async def test_awaitable_result(bus: EventBus, how: str, kind: str) -> None:
+    """An awaitable returned by a sync handler is awaited for its result."""
     handler, expected = AWAITABLE_RESULTS[kind]
     bus.on("x", handler)
     bus.on("x", lambda event: "after")
@@ -356,9 +358,8 @@ async def test_awaitable_returned_by_a_sync_handler_is_awaited_for_its_result(
 
 @pytest.mark.parametrize("kind", AWAITABLE_FAILURES)
 @pytest.mark.parametrize("how", ["emit", "publish"])
-async def test_awaitable_that_fails_is_that_handlers_failure(
-    bus: EventBus, how: str, kind: str
-) -> None:
+async def test_awaitable_failure(bus: EventBus, how: str, kind: str) -> None:
+    """Awaitable that fails is that handlers failure."""
     handler, error = AWAITABLE_FAILURES[kind]
     bus.on("x", handler)
     bus.on("x", lambda event: "after")
@@ -369,16 +370,16 @@ async def test_awaitable_that_fails_is_that_handlers_failure(
     assert [type(result.error) for result in report.errors] == [error]
 
 
-def test_custom_awaitable_under_emit_sync_without_a_loop_is_awaited(bus: EventBus) -> None:
+def test_awaitable_off_loop(bus: EventBus) -> None:
+    """A custom awaitable under emit_sync without a loop is awaited."""
     bus.on("x", lambda event: Awaitable42())
 
     assert bus.emit_sync("x").values == (42,)
 
 
 @pytest.mark.parametrize("kind", ["task", "future resolved already", "custom awaitable"])
-async def test_non_coroutine_awaitable_under_emit_sync_in_a_loop_is_that_handlers_failure(
-    bus: EventBus, kind: str
-) -> None:
+async def test_awaitable_in_loop_fails(bus: EventBus, kind: str) -> None:
+    """A non-coroutine awaitable under emit_sync in a loop is that handler's failure."""
     handler, _ = AWAITABLE_RESULTS[kind]
     bus.on("x", handler)
     bus.on("x", lambda event: "after")
@@ -394,9 +395,8 @@ async def test_non_coroutine_awaitable_under_emit_sync_in_a_loop_is_that_handler
 
 
 @pytest.mark.parametrize("kind", ["future", "task"])
-async def test_awaitable_hanging_past_the_timeout_is_cancelled_and_reported(
-    bus: EventBus, kind: str
-) -> None:
+async def test_awaitable_timeout(bus: EventBus, kind: str) -> None:
+    """An awaitable hanging past the timeout is cancelled and reported."""
     made: list[asyncio.Future[Any]] = []
 
     def hangs(event: Event) -> asyncio.Future[Any]:
@@ -426,7 +426,8 @@ async def _hang(event: Event) -> None:
 
 
 @pytest.mark.parametrize("how", ["emit", "publish"])
-async def test_each_hanging_handler_is_cut_by_its_own_timeout_and_the_rest_run(how: str) -> None:
+async def test_each_hang_cut(how: str) -> None:
+    """Each hanging handler is cut by its own timeout, and the rest run."""
     hooked: list[type[BaseException]] = []
     bus = EventBus(
         "misbehaving",
@@ -447,7 +448,8 @@ async def test_each_hanging_handler_is_cut_by_its_own_timeout_and_the_rest_run(h
     assert (await emit_by(bus, how, "x.y")).values == ("between", "last")
 
 
-async def test_hanging_published_handlers_do_not_stop_aclose_from_returning() -> None:
+async def test_hangs_do_not_stop_aclose() -> None:
+    """Hanging published handlers do not stop aclose from returning."""
     bus = EventBus("misbehaving", handler_timeout=0.02)
     bus.on("x", _hang)
     tasks = [bus.publish("x") for _ in range(20)]
@@ -458,9 +460,8 @@ async def test_hanging_published_handlers_do_not_stop_aclose_from_returning() ->
 
 
 @pytest.mark.parametrize("timeout", [None, 1.0])
-async def test_handler_cancelling_its_own_task_cancels_the_emission_not_the_bus(
-    timeout: float | None,
-) -> None:
+async def test_self_cancel(timeout: float | None) -> None:
+    """A handler cancelling its own task cancels the emission, not the bus."""
     bus = EventBus("misbehaving", handler_timeout=timeout)
     after: list[str] = []
     cancelled: list[bool] = []
@@ -486,7 +487,9 @@ async def test_handler_cancelling_its_own_task_cancels_the_emission_not_the_bus(
     await asyncio.wait_for(bus.aclose(), 60)
 
 
-async def test_published_handler_cancelling_itself_cancels_only_its_task(bus: EventBus) -> None:
+async def test_self_cancel_published(bus: EventBus) -> None:
+    """A published handler cancelling itself cancels only its task."""
+
     async def cancels_itself(event: Event) -> None:
         if event["n"] == 1:
             task = asyncio.current_task()
@@ -507,7 +510,8 @@ async def test_published_handler_cancelling_itself_cancels_only_its_task(bus: Ev
 # ---------------------------------------------------------------- on_error that emits
 
 
-async def test_on_error_emitting_an_event_whose_handler_fails_does_not_loop() -> None:
+async def test_on_error_no_loop() -> None:
+    """An on_error emitting an event whose handler fails does not loop."""
     audit: list[str] = []
     hooked: list[str] = []
 
@@ -541,7 +545,8 @@ async def test_on_error_emitting_an_event_whose_handler_fails_does_not_loop() ->
 
 
 @pytest.mark.parametrize("how", ["emit", "publish"])
-async def test_async_on_error_may_emit_and_publish_children_of_the_failed_event(how: str) -> None:
+async def test_on_error_children(how: str) -> None:
+    """An async on_error may emit and publish children of the failed event."""
     children: list[Event] = []
 
     async def on_error(event: Event, info: HandlerInfo, error: Exception) -> None:
@@ -564,7 +569,9 @@ async def test_async_on_error_may_emit_and_publish_children_of_the_failed_event(
     assert all(child.depth == 1 and child["reason"] == "boom" for child in children)
 
 
-async def test_on_error_that_clears_the_bus_lets_the_current_emission_finish() -> None:
+async def test_on_error_clears() -> None:
+    """An on_error that clears the bus lets the current emission finish."""
+
     def on_error(event: Event, info: HandlerInfo, error: Exception) -> None:
         bus.clear()
 
@@ -622,40 +629,24 @@ def crowded() -> Iterator[tuple[EventBus, list[str]]]:
     del listener
 
 
-@pytest.mark.parametrize("how", ["emit", "publish"])
-async def test_handler_unsubscribing_everything_mid_emission_lets_that_emission_finish(
-    crowded: tuple[EventBus, list[str]], how: str
-) -> None:
+async def test_clear_all_mid_emission(crowded: tuple[EventBus, list[str]], emit: Emitter) -> None:
+    """A handler unsubscribing everything mid-emission lets that emission finish."""
     bus, log = crowded
 
-    report = await emit_by(bus, how, "x.y")
-
-    expected = ["clears", "exact", "pattern", "star", "once", "weak method", "async"]
-    assert log == expected
-    assert report.values == (7, *expected[1:])
-    assert bus.listener_count() == 0
-    assert bus.topics() == ()
-    assert (await emit_by(bus, how, "x.y")).results == ()
-    assert log == expected
-
-
-def test_handler_unsubscribing_everything_mid_emit_sync_lets_that_emission_finish(
-    crowded: tuple[EventBus, list[str]],
-) -> None:
-    bus, log = crowded
-
-    report = bus.emit_sync("x.y")
+    report = await emit(bus, "x.y")
 
     expected = ["clears", "exact", "pattern", "star", "once", "weak method", "async"]
     assert log == expected
     assert report.ok
+    assert report.values == (7, *expected[1:])
     assert bus.listener_count() == 0
-    assert bus.emit_sync("x.y").results == ()
+    assert bus.topics() == ()
+    assert (await emit(bus, "x.y")).results == ()
+    assert log == expected
 
 
-async def test_handler_clearing_everything_and_resubscribing_itself_stays_alone(
-    bus: EventBus,
-) -> None:
+async def test_clear_and_resubscribe(bus: EventBus) -> None:
+    """A handler clearing everything and resubscribing itself stays alone."""
     log: list[str] = []
 
     def takes_over(event: Event) -> None:
@@ -677,7 +668,8 @@ async def test_handler_clearing_everything_and_resubscribing_itself_stays_alone(
 # ---------------------------------------------------------------- predicates that change the bus
 
 
-async def test_predicate_subscribing_a_handler_affects_only_later_emissions(bus: EventBus) -> None:
+async def test_predicate_subscribes(bus: EventBus) -> None:
+    """Predicate subscribing a handler affects only later emissions."""
     log: list[str] = []
 
     def newcomer(event: Event) -> None:
@@ -695,9 +687,8 @@ async def test_predicate_subscribing_a_handler_affects_only_later_emissions(bus:
     assert log == ["guarded 1", "newcomer 2", "guarded 2"]
 
 
-async def test_predicate_unsubscribing_its_own_handler_still_lets_it_run_once(
-    bus: EventBus,
-) -> None:
+async def test_predicate_unsubscribes(bus: EventBus) -> None:
+    """A predicate unsubscribing its own handler still lets it run once."""
     log: list[int] = []
 
     def guarded(event: Event) -> None:
@@ -718,7 +709,8 @@ async def test_predicate_unsubscribing_its_own_handler_still_lets_it_run_once(
 
 
 @pytest.mark.parametrize("once", [False, True])
-def test_predicate_clearing_the_bus_lets_the_emission_finish(bus: EventBus, once: bool) -> None:
+def test_predicate_clears(bus: EventBus, once: bool) -> None:
+    """Predicate clearing the bus lets the emission finish."""
     log: list[str] = []
 
     def clears(event: Event) -> bool:
@@ -735,7 +727,8 @@ def test_predicate_clearing_the_bus_lets_the_emission_finish(bus: EventBus, once
     assert bus.listener_count() == 0
 
 
-def test_predicate_emitting_another_event_nests_it_under_the_current_one(bus: EventBus) -> None:
+def test_predicate_emits(bus: EventBus) -> None:
+    """A predicate emitting another event nests it under the current one."""
     nested: list[Event] = []
 
     def emits(event: Event) -> bool:
@@ -753,9 +746,8 @@ def test_predicate_emitting_another_event_nests_it_under_the_current_one(bus: Ev
     assert nested[0].depth == 1
 
 
-def test_predicate_emitting_its_own_event_is_refused_as_that_handlers_failure(
-    bus: EventBus,
-) -> None:
+def test_predicate_loops(bus: EventBus) -> None:
+    """A predicate emitting its own event is refused as that handler's failure."""
     ran: list[str] = []
 
     def loops(event: Event) -> bool:
@@ -775,9 +767,8 @@ def test_predicate_emitting_its_own_event_is_refused_as_that_handlers_failure(
     assert bus.listener_count("x") == 2  # the once handler was not used up
 
 
-def test_predicate_of_a_once_handler_unsubscribing_it_lets_it_run_exactly_once(
-    bus: EventBus,
-) -> None:
+def test_once_predicate_off(bus: EventBus) -> None:
+    """The predicate of a once handler unsubscribing it lets it run exactly once."""
     log: list[int] = []
 
     def guarded(event: Event) -> None:
@@ -799,7 +790,9 @@ def test_predicate_of_a_once_handler_unsubscribing_it_lets_it_run_exactly_once(
 # ---------------------------------------------------------------- other broken handlers
 
 
-def test_callable_whose_class_loses_call_is_reported_failing(bus: EventBus) -> None:
+def test_lost_call(bus: EventBus) -> None:
+    """Callable whose class loses call is reported failing."""
+
     class Fickle:
         def __call__(self, event: Event) -> str:
             return "called"
@@ -815,7 +808,8 @@ def test_callable_whose_class_loses_call_is_reported_failing(bus: EventBus) -> N
     assert isinstance(report.errors[0].error, TypeError)
 
 
-def test_handler_returning_a_huge_value_is_reported_without_copying_it(bus: EventBus) -> None:
+def test_huge_return(bus: EventBus) -> None:
+    """Handler returning a huge value is reported without copying it."""
     huge = bytearray(50_000_000)
     bus.on("x", lambda event: huge)
 
@@ -824,9 +818,9 @@ def test_handler_returning_a_huge_value_is_reported_without_copying_it(bus: Even
     assert report.values[0] is huge
 
 
-def test_failing_handler_is_not_kept_alive_by_its_reported_exception_once_dropped(
-    bus: EventBus,
-) -> None:
+def test_failure_not_kept_alive(bus: EventBus) -> None:
+    """A failing handler is not kept alive by its reported exception once dropped."""
+
     class Failing:
         def __call__(self, event: Event) -> None:
             raise ValueError("boom")

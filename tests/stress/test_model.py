@@ -500,7 +500,8 @@ class BusMachine(RuleBasedStateMachine):
                 gc.enable()
 
 
-def test_bus_matches_the_reference_model() -> None:
+def test_matches_model() -> None:
+    """Bus matches the reference model."""
     run_state_machine_as_test(
         BusMachine,
         settings=settings(max_examples=150, stateful_step_count=40, deadline=None),
@@ -508,7 +509,8 @@ def test_bus_matches_the_reference_model() -> None:
 
 
 @pytest.mark.heavy
-def test_bus_matches_the_reference_model_over_many_long_runs() -> None:
+def test_matches_model_many() -> None:
+    """The bus matches the reference model over many long runs."""
     run_state_machine_as_test(
         BusMachine,
         settings=settings(max_examples=1500, stateful_step_count=80, deadline=None),
@@ -523,8 +525,10 @@ class _Listener:
         return None
 
 
-def test_clear_does_not_count_subscriptions_whose_object_was_collected(bus: EventBus) -> None:
-    """A collected subscription has disappeared: ``clear`` must not count it
+def test_clear_skips_collected(bus: EventBus) -> None:
+    """clear does not count subscriptions whose object was collected.
+
+    A collected subscription has disappeared: ``clear`` must not count it
     as dropped, whether or not introspection ran in between."""
     listener = _Listener()
     bus.on("a", listener.handle)

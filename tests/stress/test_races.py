@@ -90,12 +90,14 @@ def emitters_against_churning_subscribers() -> None:
     assert bus.topics() == ("x.*", "x.y")
 
 
-def test_8_threads_emitting_while_2_threads_subscribe_and_unsubscribe_lose_nothing() -> None:
+def test_emit_while_churn() -> None:
+    """8 threads emitting while 2 threads subscribe and unsubscribe lose nothing."""
     repeat(emitters_against_churning_subscribers, 8)
 
 
 @pytest.mark.heavy
-def test_8_threads_emitting_while_2_threads_subscribe_and_unsubscribe_many_times() -> None:
+def test_emit_while_churn_many() -> None:
+    """8 threads emitting while 2 threads subscribe and unsubscribe, many times."""
     repeat(emitters_against_churning_subscribers, 150)
 
 
@@ -155,15 +157,15 @@ def once_claimed_by_threads_and_tasks(handler_is_async: bool) -> None:
 
 
 @pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
-def test_once_handler_raced_for_by_threads_and_tasks_runs_exactly_once(
-    handler_is_async: bool,
-) -> None:
+def test_once_raced(handler_is_async: bool) -> None:
+    """A once handler raced for by threads and tasks runs exactly once."""
     repeat(functools.partial(once_claimed_by_threads_and_tasks, handler_is_async), 15)
 
 
 @pytest.mark.heavy
 @pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
-def test_once_handler_raced_for_by_threads_and_tasks_many_times(handler_is_async: bool) -> None:
+def test_once_raced_many(handler_is_async: bool) -> None:
+    """Once handler raced for by threads and tasks many times."""
     repeat(functools.partial(once_claimed_by_threads_and_tasks, handler_is_async), 400)
 
 
@@ -225,12 +227,14 @@ def collection_during_emissions() -> None:
     assert len(bus.emit_sync("x").results) == 1
 
 
-def test_objects_collected_on_another_thread_while_threads_emit_are_never_half_called() -> None:
+def test_collect_while_emitting() -> None:
+    """Objects collected on another thread while threads emit are never half-called."""
     repeat(collection_during_emissions, 3)
 
 
 @pytest.mark.heavy
-def test_objects_collected_on_another_thread_while_threads_emit_many_times() -> None:
+def test_collect_while_emitting_many() -> None:
+    """Objects collected on another thread while threads emit, many times."""
     repeat(collection_during_emissions, 40)
 
 
@@ -309,15 +313,15 @@ async def publish_while_draining_and_closing() -> None:
     assert all(task.result().values == (task.result().event.id,) for task in accepted)
 
 
-async def test_publish_from_many_tasks_while_drain_and_aclose_run_delivers_or_refuses_each() -> (
-    None
-):
+async def test_publish_while_closing() -> None:
+    """Publish from many tasks while drain and aclose run delivers or refuses each."""
     for _ in range(4):
         await publish_while_draining_and_closing()
 
 
 @pytest.mark.heavy
-async def test_publish_from_many_tasks_while_drain_and_aclose_run_many_times() -> None:
+async def test_publish_while_closing_many() -> None:
+    """Publish from many tasks while drain and aclose run, many times."""
     for _ in range(100):
         await publish_while_draining_and_closing()
 
@@ -369,13 +373,15 @@ async def threads_emitting_while_closing() -> None:
         assert all(i is None for i in mine[first_refusal:]), "accepted after a refusal"
 
 
-async def test_threads_emitting_while_aclose_runs_finish_or_are_refused_never_half_run() -> None:
+async def test_threads_while_closing() -> None:
+    """Threads emitting while aclose runs finish or are refused, never half-run."""
     for _ in range(3):
         await threads_emitting_while_closing()
 
 
 @pytest.mark.heavy
-async def test_threads_emitting_while_aclose_runs_many_times() -> None:
+async def test_threads_while_closing_many() -> None:
+    """Threads emitting while aclose runs many times."""
     for _ in range(60):
         await threads_emitting_while_closing()
 
@@ -407,14 +413,17 @@ def publish_and_drain_on_loops_in_several_threads() -> None:
     assert Counter(delivered) == dict.fromkeys(range(loops), batches * batch)
 
 
-def test_publish_and_drain_from_loops_in_several_threads_deliver_everything() -> None:
-    """``drain`` in one thread must not trip over tasks another thread's loop
+def test_loops_in_threads() -> None:
+    """publish and drain from loops in several threads deliver everything.
+
+    ``drain`` in one thread must not trip over tasks another thread's loop
     publishes or finishes meanwhile."""
     repeat(publish_and_drain_on_loops_in_several_threads, 5)
 
 
 @pytest.mark.heavy
-def test_publish_and_drain_from_loops_in_several_threads_many_times() -> None:
+def test_loops_in_threads_many() -> None:
+    """publish and drain from loops in several threads, many times."""
     repeat(publish_and_drain_on_loops_in_several_threads, 100)
 
 
@@ -457,8 +466,10 @@ def emit_sync_while_the_bus_loop_stops() -> None:
     assert sorted(ran[1:]) == sorted(report.event.id for report in reports)
 
 
-def test_emit_sync_from_a_thread_while_the_bus_loop_stops_runs_each_async_handler_once() -> None:
-    """API.md: async handlers run on a loop the bus emitted on *that is still
+def test_loop_stops() -> None:
+    """emit_sync from a thread while the bus loop stops runs each async handler once.
+
+    API.md: async handlers run on a loop the bus emitted on *that is still
     running*, else on a private loop: a loop that stops meanwhile must neither
     hang the emitting thread nor swallow the handler."""
     repeat(emit_sync_while_the_bus_loop_stops, 100)
@@ -466,6 +477,7 @@ def test_emit_sync_from_a_thread_while_the_bus_loop_stops_runs_each_async_handle
 
 
 @pytest.mark.heavy
-def test_emit_sync_from_a_thread_while_the_bus_loop_stops_many_times() -> None:
+def test_loop_stops_many() -> None:
+    """emit_sync from a thread while the bus loop stops, many times."""
     repeat(emit_sync_while_the_bus_loop_stops, 2000)
     gc.collect()
