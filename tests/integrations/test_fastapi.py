@@ -107,7 +107,8 @@ def app_with(modules: Iterable[str], shop: Shop | None = None) -> FastAPI:
 # ------------------------------------------------------------------ eventbus.fastapi
 
 
-async def test_routes_receive_the_bus_attached_to_the_app() -> None:
+async def test_routes_get_the_bus() -> None:
+    """Routes receive the bus attached to the app."""
     app = FastAPI()
     bus = attach(app, EventBus("api"))
 
@@ -120,14 +121,16 @@ async def test_routes_receive_the_bus_attached_to_the_app() -> None:
     assert response.json() == {"name": "api", "same": "True"}
 
 
-def test_attach_stores_the_bus_in_app_state() -> None:
+def test_attach_stores_bus() -> None:
+    """Attach stores the bus in app state."""
     app = FastAPI()
     bus = EventBus("api")
     assert attach(app, bus) is bus
     assert app.state.events is bus
 
 
-async def test_the_dependency_without_an_attached_bus_says_to_call_attach() -> None:
+async def test_no_bus_says_attach() -> None:
+    """The dependency, without an attached bus, says to call attach."""
     app = FastAPI()
 
     @app.get("/bus")
@@ -139,7 +142,8 @@ async def test_the_dependency_without_an_attached_bus_says_to_call_attach() -> N
             await server.client.get("/bus")
 
 
-def test_attaching_a_second_bus_to_an_app_is_refused() -> None:
+def test_second_bus_refused() -> None:
+    """Attaching a second bus to an app is refused."""
     app = FastAPI()
     first = attach(app, EventBus("first"))
     with pytest.raises(RuntimeError, match=r"already holds <EventBus 'first'"):
@@ -147,14 +151,16 @@ def test_attaching_a_second_bus_to_an_app_is_refused() -> None:
     assert app.state.events is first
 
 
-def test_attaching_something_else_than_a_bus_is_a_type_error() -> None:
+def test_attach_non_bus() -> None:
+    """Attaching something else than a bus is a type error."""
     app = FastAPI()
     with pytest.raises(TypeError, match="attach\\(\\) needs an EventBus, not str"):
         attach(app, "shop")  # type: ignore[arg-type]
     assert not hasattr(app.state, "events")
 
 
-async def test_get_events_returns_the_attached_bus_for_any_connection() -> None:
+async def test_get_events_any_connection() -> None:
+    """get_events returns the attached bus for any connection."""
     app = FastAPI()
     bus = attach(app, EventBus("api"))
 
@@ -165,7 +171,8 @@ async def test_get_events_returns_the_attached_bus_for_any_connection() -> None:
     assert await get_events(Connection(app)) is bus  # type: ignore[arg-type]
 
 
-async def test_shutdown_closes_the_bus() -> None:
+async def test_shutdown_closes() -> None:
+    """Shutdown closes the bus."""
     app = FastAPI()
     bus = attach(app, EventBus("api"))
     async with serving(app):
@@ -175,7 +182,8 @@ async def test_shutdown_closes_the_bus() -> None:
         await bus.emit("late.event")
 
 
-async def test_shutdown_with_close_false_drains_without_closing() -> None:
+async def test_shutdown_drains_only() -> None:
+    """Shutdown with close=False drains without closing."""
     app = FastAPI()
     bus = attach(app, EventBus("api"), close=False)
     finished = []
@@ -199,7 +207,8 @@ async def test_shutdown_with_close_false_drains_without_closing() -> None:
     assert not bus.closed
 
 
-async def test_attach_keeps_the_app_lifespan_and_finishes_emissions_before_it_ends() -> None:
+async def test_attach_keeps_lifespan() -> None:
+    """attach keeps the app's lifespan and finishes emissions before it ends."""
     steps: list[str] = []
 
     @asynccontextmanager
@@ -228,8 +237,10 @@ async def test_attach_keeps_the_app_lifespan_and_finishes_emissions_before_it_en
     assert steps == ["app started", "emission finished", "app stopped"]
 
 
-async def test_async_handlers_of_a_sync_route_run_on_the_server_loop() -> None:
-    """Even when a sync route makes the bus's first emission: the bus adopts
+async def test_sync_route_async_handlers() -> None:
+    """Async handlers of a sync route run on the server loop.
+
+    Even when a sync route makes the bus's first emission: the bus adopts
     the server's loop at startup."""
     app = FastAPI()
     bus = attach(app, EventBus("api"))
@@ -249,9 +260,8 @@ async def test_async_handlers_of_a_sync_route_run_on_the_server_loop() -> None:
     assert loops == [asyncio.get_running_loop()]
 
 
-def test_importing_eventbus_fastapi_without_fastapi_names_the_extra(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_missing_fastapi_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing eventbus.fastapi without FastAPI names the extra."""
     monkeypatch.setitem(sys.modules, "fastapi", None)  # makes `import fastapi` fail
     monkeypatch.delitem(sys.modules, "eventbus.fastapi")
     with pytest.raises(ImportError, match=r"pip install 'eventbus\[fastapi\]'"):
@@ -261,9 +271,8 @@ def test_importing_eventbus_fastapi_without_fastapi_names_the_extra(
 # ------------------------------------------------------------------ the example shop
 
 
-async def test_closing_a_session_emits_sale_closed_with_its_payload(
-    shop: Server, record_emissions: RecordEmissions
-) -> None:
+async def test_close_session_emits(shop: Server, record_emissions: RecordEmissions) -> None:
+    """Closing a session emits sale.closed with its payload."""
     emitted = record_emissions(shop.bus)
     response = await shop.client.post("/sessions/1/close", json={"total_cents": 1250})
     assert response.status_code == 200
@@ -271,7 +280,8 @@ async def test_closing_a_session_emits_sale_closed_with_its_payload(
     assert event.source == "api"
 
 
-async def test_closing_a_session_makes_accounting_write_two_ledger_entries(shop: Server) -> None:
+async def test_close_session_ledger(shop: Server) -> None:
+    """Closing a session makes accounting write two ledger entries."""
     await shop.client.post("/sessions/7/close", json={"total_cents": 1250})
     ledger = (await shop.client.get("/ledger")).json()
     assert ledger == [
@@ -280,9 +290,8 @@ async def test_closing_a_session_makes_accounting_write_two_ledger_entries(shop:
     ]
 
 
-async def test_a_closed_session_chains_to_ledger_updated(
-    shop: Server, record_emissions: RecordEmissions
-) -> None:
+async def test_close_session_chain(shop: Server, record_emissions: RecordEmissions) -> None:
+    """A closed session chains to ledger.updated."""
     emitted = record_emissions(shop.bus)
     await shop.client.post("/sessions/7/close", json={"total_cents": 1250})
     sale, ledger = emitted.assert_emitted_in_order(
@@ -291,7 +300,8 @@ async def test_a_closed_session_chains_to_ledger_updated(
     assert ledger.parent_id == sale.id
 
 
-async def test_accounting_reacts_to_a_closed_session_before_membership(shop: Server) -> None:
+async def test_accounting_first(shop: Server) -> None:
+    """Accounting reacts to a closed session before membership."""
     member = (await shop.client.post("/members", json={"name": "Ada", "email": "a@x.org"})).json()
     response = await shop.client.post(
         "/sessions/1/close", json={"total_cents": 500, "member_id": member["member_id"]}
@@ -300,7 +310,8 @@ async def test_accounting_reacts_to_a_closed_session_before_membership(shop: Ser
     assert handlers == ["book_sale", "credit_points"]
 
 
-async def test_a_members_purchase_earns_loyalty_points(shop: Server) -> None:
+async def test_loyalty_points(shop: Server) -> None:
+    """A member's purchase earns loyalty points."""
     member = (await shop.client.post("/members", json={"name": "Ada", "email": "a@x.org"})).json()
     await shop.client.post(
         "/sessions/1/close", json={"total_cents": 4250, "member_id": member["member_id"]}
@@ -309,7 +320,8 @@ async def test_a_members_purchase_earns_loyalty_points(shop: Server) -> None:
     assert record["loyalty_points"] == 42
 
 
-async def test_a_session_closes_without_the_optional_modules() -> None:
+async def test_close_without_modules() -> None:
+    """A session closes without the optional modules."""
     async with serving(app_with(["accounting"])) as server:
         response = await server.client.post(
             "/sessions/1/close", json={"total_cents": 500, "member_id": 99}
@@ -320,22 +332,23 @@ async def test_a_session_closes_without_the_optional_modules() -> None:
     assert len(ledger) == 2
 
 
-async def test_importing_an_article_returns_the_barcode_its_async_handler_made(
-    shop: Server,
-) -> None:
+async def test_import_barcode(shop: Server) -> None:
+    """Importing an article returns the barcode its async handler made."""
     response = await shop.client.post("/articles", json={"sku": "TEA-1", "name": "Green tea"})
     assert response.status_code == 201
     assert response.json() == {"sku": "TEA-1", "barcode": ean13("TEA-1")}
 
 
-async def test_importing_an_article_renders_its_barcode_image(shop: Server) -> None:
+async def test_import_barcode_image(shop: Server) -> None:
+    """Importing an article renders its barcode image."""
     await shop.client.post("/articles", json={"sku": "TEA-1", "name": "Green tea"})
     response = await shop.client.get("/articles/TEA-1/barcode.svg")
     assert response.headers["content-type"] == "image/svg+xml"
     assert f'data-code="{ean13("TEA-1")}"' in response.text
 
 
-async def test_the_sync_import_route_emits_from_a_worker_thread(shop: Server) -> None:
+async def test_sync_import_route(shop: Server) -> None:
+    """The sync import route emits from a worker thread."""
     threads: list[int] = []
     shop.bus.on("article.imported", lambda event: threads.append(threading.get_ident()))
     await shop.client.post("/articles", json={"sku": "TEA-1", "name": "Green tea"})
@@ -343,7 +356,8 @@ async def test_the_sync_import_route_emits_from_a_worker_thread(shop: Server) ->
     assert threads[0] != threading.get_ident()
 
 
-def test_ean13_codes_carry_a_valid_check_digit() -> None:
+def test_ean13_check_digit() -> None:
+    """EAN-13 codes carry a valid check digit."""
     code = ean13("TEA-1")
     digits = [int(digit) for digit in code]
     assert len(code) == 13
@@ -351,7 +365,8 @@ def test_ean13_codes_carry_a_valid_check_digit() -> None:
     assert sum(digit * (3 if index % 2 else 1) for index, digit in enumerate(digits)) % 10 == 0
 
 
-async def test_creating_a_member_answers_before_the_welcome_mail_is_sent() -> None:
+async def test_member_before_mail() -> None:
+    """Creating a member answers before the welcome mail is sent."""
     mailer = GatedMailer()
     async with serving(app_with(["membership"], Shop(mailer=mailer))) as server:
         response = await server.client.post("/members", json={"name": "Ada", "email": "a@x.org"})
@@ -361,7 +376,8 @@ async def test_creating_a_member_answers_before_the_welcome_mail_is_sent() -> No
         mailer.release.set()
 
 
-async def test_shutdown_finishes_a_published_emission_and_its_chain() -> None:
+async def test_shutdown_finishes_chain() -> None:
+    """Shutdown finishes a published emission and its chain."""
     mailer = GatedMailer()
     shop = Shop(mailer=mailer)
     server = Server(app_with(["membership", "accounting"], shop))
@@ -380,13 +396,15 @@ async def test_shutdown_finishes_a_published_emission_and_its_chain() -> None:
     assert [entry.reference for entry in shop.ledger] == [f"member-{member_id}"] * 2
 
 
-async def test_the_events_endpoint_lists_the_catalog_and_the_subscriptions(shop: Server) -> None:
+async def test_events_endpoint(shop: Server) -> None:
+    """The events endpoint lists the catalog and the subscriptions."""
     overview = (await shop.client.get("/events")).json()
     assert {spec["name"] for spec in overview["catalog"]} >= {"sale.closed", "member.created"}
     owners = {handler["owner"] for topic in overview["topics"] for handler in topic["handlers"]}
     assert owners == {"accounting", "barcodes", "membership"}
 
 
-def test_an_unknown_module_is_refused_with_the_known_ones() -> None:
+def test_unknown_module() -> None:
+    """An unknown module is refused with the known ones."""
     with pytest.raises(ValueError, match="unknown module 'acounting': choose among accounting"):
         create_app(["acounting"])

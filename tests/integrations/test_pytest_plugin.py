@@ -37,7 +37,8 @@ def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
 # ------------------------------------------------------------------ fixtures
 
 
-def test_emissions_fixture_records_the_bus_of_the_bus_fixture(pytester: pytest.Pytester) -> None:
+def test_emissions_fixture(pytester: pytest.Pytester) -> None:
+    """The emissions fixture records the bus of the bus fixture."""
     result = run(
         pytester,
         """
@@ -57,7 +58,8 @@ def test_emissions_fixture_records_the_bus_of_the_bus_fixture(pytester: pytest.P
     result.assert_outcomes(passed=1)
 
 
-def test_record_emissions_records_the_given_bus(pytester: pytest.Pytester) -> None:
+def test_record_given_bus(pytester: pytest.Pytester) -> None:
+    """Record emissions records the given bus."""
     result = run(
         pytester,
         """
@@ -74,7 +76,8 @@ def test_record_emissions_records_the_given_bus(pytester: pytest.Pytester) -> No
     result.assert_outcomes(passed=1)
 
 
-def test_record_emissions_records_only_the_given_pattern(pytester: pytest.Pytester) -> None:
+def test_record_given_pattern(pytester: pytest.Pytester) -> None:
+    """Record emissions records only the given pattern."""
     result = run(
         pytester,
         """
@@ -91,7 +94,8 @@ def test_record_emissions_records_only_the_given_pattern(pytester: pytest.Pytest
     result.assert_outcomes(passed=1)
 
 
-def test_recording_stops_when_the_test_ends(pytester: pytest.Pytester) -> None:
+def test_recording_ends_with_test(pytester: pytest.Pytester) -> None:
+    """Recording stops when the test ends."""
     result = run(
         pytester,
         """
@@ -112,9 +116,8 @@ def test_recording_stops_when_the_test_ends(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
-def test_emissions_records_published_emissions_of_an_async_test(
-    pytester: pytest.Pytester,
-) -> None:
+def test_async_test_publish(pytester: pytest.Pytester) -> None:
+    """emissions records published emissions of an async test."""
     result = run(
         pytester,
         """
@@ -135,7 +138,8 @@ def test_emissions_records_published_emissions_of_an_async_test(
     result.assert_outcomes(passed=1)
 
 
-def test_emissions_records_the_bus_of_an_async_bus_fixture(pytester: pytest.Pytester) -> None:
+def test_async_bus_fixture(pytester: pytest.Pytester) -> None:
+    """emissions records the bus of an async bus fixture."""
     result = run(
         pytester,
         """
@@ -157,7 +161,8 @@ def test_emissions_records_the_bus_of_an_async_bus_fixture(pytester: pytest.Pyte
     result.assert_outcomes(passed=1)
 
 
-def test_a_failed_assertion_shows_in_the_test_report(pytester: pytest.Pytester) -> None:
+def test_failure_in_report(pytester: pytest.Pytester) -> None:
+    """A failed assertion shows in the test report."""
     result = run(
         pytester,
         """
@@ -184,7 +189,8 @@ def test_a_failed_assertion_shows_in_the_test_report(pytester: pytest.Pytester) 
     )
 
 
-def test_a_failed_assertion_hides_the_plugin_frames(pytester: pytest.Pytester) -> None:
+def test_failure_hides_plugin(pytester: pytest.Pytester) -> None:
+    """A failed assertion hides the plugin frames."""
     result = run(
         pytester,
         """
@@ -198,7 +204,8 @@ def test_a_failed_assertion_hides_the_plugin_frames(pytester: pytest.Pytester) -
     result.stdout.no_fnmatch_line("*eventbus/testing.py*")
 
 
-def test_emissions_without_a_bus_fixture_says_how_to_fix_it(pytester: pytest.Pytester) -> None:
+def test_no_bus_fixture(pytester: pytest.Pytester) -> None:
+    """emissions without a bus fixture says how to fix it."""
     result = run(
         pytester,
         """
@@ -216,7 +223,8 @@ def test_emissions_without_a_bus_fixture_says_how_to_fix_it(pytester: pytest.Pyt
     )
 
 
-def test_emissions_refuses_a_bus_fixture_that_is_not_a_bus(pytester: pytest.Pytester) -> None:
+def test_bus_fixture_not_a_bus(pytester: pytest.Pytester) -> None:
+    """emissions refuses a bus fixture that is not a bus."""
     result = run(
         pytester,
         """
@@ -234,7 +242,8 @@ def test_emissions_refuses_a_bus_fixture_that_is_not_a_bus(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*fixture 'bus', but that fixture is a str: 'not a bus'*"])
 
 
-def test_the_bus_fixture_name_is_set_by_an_ini_option(pytester: pytest.Pytester) -> None:
+def test_bus_fixture_ini_option(pytester: pytest.Pytester) -> None:
+    """The bus fixture's name is set by an ini option."""
     pytester.makeini("[pytest]\neventbus_bus_fixture = events\n")
     result = run(
         pytester,
@@ -266,18 +275,19 @@ def emitted(bus: EventBus) -> Emissions:
     return emissions
 
 
-def test_assert_emitted_returns_the_first_matching_event(emitted: Emissions) -> None:
+def test_emitted_first_match(emitted: Emissions) -> None:
+    """assert_emitted returns the first matching event."""
     event = emitted.assert_emitted("sale.closed", total_cents=500)
     assert (event.name, event["session_id"], event.source) == ("sale.closed", 2, "till")
 
 
-def test_assert_emitted_accepts_a_pattern(emitted: Emissions) -> None:
+def test_emitted_pattern(emitted: Emissions) -> None:
+    """assert_emitted accepts a pattern."""
     assert emitted.assert_emitted("ledger.*").name == "ledger.updated"
 
 
-def test_assert_emitted_lists_what_was_emitted_instead_and_why_it_differs(
-    emitted: Emissions,
-) -> None:
+def test_emitted_explains(emitted: Emissions) -> None:
+    """assert_emitted lists what was emitted instead and why it differs."""
     with pytest.raises(AssertionError) as failure:
         emitted.assert_emitted("sale.closed", session_id=1, cashier="Ada")
     assert str(failure.value) == (
@@ -292,14 +302,16 @@ def test_assert_emitted_lists_what_was_emitted_instead_and_why_it_differs(
     )
 
 
-def test_assert_emitted_on_an_empty_recording_says_nothing_was_emitted(bus: EventBus) -> None:
+def test_emitted_empty(bus: EventBus) -> None:
+    """assert_emitted on an empty recording says nothing was emitted."""
     with recording(bus, "sale.*") as emitted:
         pass
     with pytest.raises(AssertionError, match=r"but there was none\.\nNothing matching 'sale\.\*'"):
         emitted.assert_emitted("sale.closed")
 
 
-def test_assert_emitted_indents_nested_emissions_under_their_parent(bus: EventBus) -> None:
+def test_emitted_indents_nested(bus: EventBus) -> None:
+    """assert_emitted indents nested emissions under their parent."""
     bus.on("sale.closed", lambda event: bus.emit_sync("ledger.updated"))
     with recording(bus) as emitted:
         bus.emit_sync("sale.closed")
@@ -307,7 +319,8 @@ def test_assert_emitted_indents_nested_emissions_under_their_parent(bus: EventBu
         emitted.assert_emitted("stock.counted")
 
 
-def test_assert_emitted_lists_at_most_fifty_emissions(bus: EventBus) -> None:
+def test_emitted_lists_fifty(bus: EventBus) -> None:
+    """assert_emitted lists at most fifty emissions."""
     with recording(bus) as emitted:
         for number in range(60):
             bus.emit_sync("tick", number=number)
@@ -315,7 +328,8 @@ def test_assert_emitted_lists_at_most_fifty_emissions(bus: EventBus) -> None:
         emitted.assert_emitted("tock")
 
 
-def test_assert_emitted_once_fails_on_two_matching_emissions(emitted: Emissions) -> None:
+def test_emitted_once_twice(emitted: Emissions) -> None:
+    """assert_emitted_once fails on two matching emissions."""
     with pytest.raises(
         AssertionError,
         match=r"expected exactly one emission of 'sale.closed' on bus 'test', but there were 2",
@@ -323,17 +337,18 @@ def test_assert_emitted_once_fails_on_two_matching_emissions(emitted: Emissions)
         emitted.assert_emitted_once("sale.closed")
 
 
-def test_assert_emitted_once_returns_the_single_match(emitted: Emissions) -> None:
+def test_emitted_once_match(emitted: Emissions) -> None:
+    """assert_emitted_once returns the single match."""
     assert emitted.assert_emitted_once("sale.closed", session_id=3)["total_cents"] == 700
 
 
-def test_assert_not_emitted_passes_when_only_other_payloads_were_emitted(
-    emitted: Emissions,
-) -> None:
+def test_not_emitted_passes(emitted: Emissions) -> None:
+    """assert_not_emitted passes when only other payloads were emitted."""
     emitted.assert_not_emitted("sale.closed", session_id=1)
 
 
-def test_assert_not_emitted_names_the_offending_emissions(emitted: Emissions) -> None:
+def test_not_emitted_names(emitted: Emissions) -> None:
+    """assert_not_emitted names the offending emissions."""
     with pytest.raises(
         AssertionError,
         match=r"expected no emission of 'sale\.closed' on bus 'test', but found 2 \(#1, #3\)",
@@ -341,7 +356,8 @@ def test_assert_not_emitted_names_the_offending_emissions(emitted: Emissions) ->
         emitted.assert_not_emitted("sale.closed")
 
 
-def test_assert_emitted_in_order_allows_other_emissions_in_between(emitted: Emissions) -> None:
+def test_in_order_gaps(emitted: Emissions) -> None:
+    """assert_emitted_in_order allows other emissions in between."""
     first, last = emitted.assert_emitted_in_order(
         [
             ("sale.closed", {"session_id": 2}),
@@ -351,7 +367,8 @@ def test_assert_emitted_in_order_allows_other_emissions_in_between(emitted: Emis
     assert (first["session_id"], last["session_id"]) == (2, 3)
 
 
-def test_assert_emitted_in_order_shows_the_missing_step(emitted: Emissions) -> None:
+def test_in_order_missing_step(emitted: Emissions) -> None:
+    """assert_emitted_in_order shows the missing step."""
     with pytest.raises(AssertionError) as failure:
         emitted.assert_emitted_in_order(["ledger.updated", "sale.closed", "ledger.updated"])
     assert str(failure.value).startswith(
@@ -363,33 +380,39 @@ def test_assert_emitted_in_order_shows_the_missing_step(emitted: Emissions) -> N
     )
 
 
-def test_assert_emitted_in_order_refuses_a_single_string(emitted: Emissions) -> None:
+def test_in_order_single_string(emitted: Emissions) -> None:
+    """assert_emitted_in_order refuses a single string."""
     with pytest.raises(TypeError, match=r"not one str: write \['sale\.closed'\]"):
         emitted.assert_emitted_in_order("sale.closed")  # type: ignore[arg-type]
 
 
-def test_assert_emitted_in_order_refuses_a_malformed_step(emitted: Emissions) -> None:
+def test_in_order_malformed(emitted: Emissions) -> None:
+    """assert_emitted_in_order refuses a malformed step."""
     with pytest.raises(TypeError, match=r"a name or a \(name, \{key: value\}\) pair, not 42"):
         emitted.assert_emitted_in_order(["sale.closed", 42])  # type: ignore[list-item]
 
 
-def test_payload_values_may_be_matchers(emitted: Emissions) -> None:
+def test_matcher_values(emitted: Emissions) -> None:
+    """Payload values may be matchers."""
     emitted.assert_emitted("sale.closed", session_id=mock.ANY, total_cents=pytest.approx(700))
 
 
-def test_a_malformed_name_is_a_value_error(emitted: Emissions) -> None:
+def test_malformed_name(emitted: Emissions) -> None:
+    """A malformed name is a value error."""
     with pytest.raises(ValueError, match="invalid event name 'sale closed'"):
         emitted.assert_not_emitted("sale closed")
 
 
-def test_a_name_outside_the_recorded_pattern_is_refused(bus: EventBus) -> None:
+def test_name_outside_pattern(bus: EventBus) -> None:
+    """A name outside the recorded pattern is refused."""
     with recording(bus, "sale.*") as emitted:
         bus.emit_sync("ledger.updated")
     with pytest.raises(AssertionError, match=r"'ledger\.updated' is outside what this recording"):
         emitted.assert_not_emitted("ledger.updated")
 
 
-def test_on_a_strict_bus_an_undeclared_name_is_refused_with_a_suggestion() -> None:
+def test_strict_undeclared() -> None:
+    """On a strict bus, an undeclared name is refused with a suggestion."""
     bus = EventBus("shop", strict=True)
     bus.declare("sale.closed")
     with recording(bus) as emitted:
@@ -402,19 +425,22 @@ def test_on_a_strict_bus_an_undeclared_name_is_refused_with_a_suggestion() -> No
         emitted.assert_not_emitted("sale.closd")
 
 
-def test_emissions_keep_what_was_recorded_after_the_block(bus: EventBus) -> None:
+def test_kept_after_block(bus: EventBus) -> None:
+    """Emissions keep what was recorded after the block."""
     with recording(bus) as emitted:
         bus.emit_sync("during")
     bus.emit_sync("after")
     assert emitted.names == ["during"]
 
 
-def test_clear_forgets_what_was_recorded(emitted: Emissions) -> None:
+def test_clear_forgets(emitted: Emissions) -> None:
+    """Clear forgets what was recorded."""
     emitted.clear()
     assert (len(emitted), emitted.events) == (0, [])
 
 
-def test_recording_needs_a_bus() -> None:
+def test_needs_a_bus() -> None:
+    """Recording needs a bus."""
     with (
         pytest.raises(TypeError, match="recording\\(\\) needs an EventBus, not str"),
         recording(

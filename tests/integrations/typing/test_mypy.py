@@ -27,11 +27,13 @@ def mypy(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_correct_usage_type_checks() -> None:
+def test_correct_usage() -> None:
+    """Correct usage type checks."""
     result = mypy(HERE / "correct_usage.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_each_incorrect_usage_is_rejected_for_its_reason() -> None:
+def test_incorrect_usage() -> None:
+    """Each incorrect usage is rejected, for its reason."""
     result = mypy(HERE / "incorrect_usage.py")
     assert result.returncode == 0, result.stdout + result.stderr
