@@ -91,7 +91,7 @@ def test_declare_defaults(bus: EventBus) -> None:
 
 
 def test_payload_spec_read_only(bus: EventBus) -> None:
-    """Declared payload spec is read only."""
+    """Declared payload spec is read-only."""
     spec = bus.declare("sale.closed", payload={"amount": int})
 
     with pytest.raises(TypeError):
@@ -110,7 +110,7 @@ def test_payload_spec_copied(bus: EventBus) -> None:
 
 
 def test_spec_read_only(bus: EventBus) -> None:
-    """Spec is read only."""
+    """Spec is read-only."""
     spec = bus.declare("sale.closed")
 
     with pytest.raises(AttributeError):
@@ -176,7 +176,7 @@ def test_redeclare_same(bus: EventBus) -> None:
     ],
 )
 def test_redeclare_differently(bus: EventBus, changes: dict[str, Any]) -> None:
-    """Redeclaring differently is a value error."""
+    """Redeclaring differently is a ValueError."""
     original = {"description": "paid", "payload": {"amount": int}, "reentrant": False}
     first = bus.declare("sale.closed", **original)
 
@@ -191,7 +191,7 @@ def test_redeclare_differently(bus: EventBus, changes: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", ["sale.*", "*"])
 def test_declare_pattern(bus: EventBus, name: str) -> None:
-    """Declaring a pattern is a value error."""
+    """Declaring a pattern is a ValueError."""
     with pytest.raises(ValueError, match=re.escape(repr(name))):
         bus.declare(name)
 
@@ -200,7 +200,7 @@ def test_declare_pattern(bus: EventBus, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["", "sale..closed", "sale closed", "vente.clôturée"])
 def test_declare_invalid_name(bus: EventBus, name: str) -> None:
-    """Declaring an invalid name is a value error."""
+    """Declaring an invalid name is a ValueError."""
     with pytest.raises(ValueError, match="invalid event name"):
         bus.declare(name)
 
@@ -208,7 +208,7 @@ def test_declare_invalid_name(bus: EventBus, name: str) -> None:
 
 
 def test_declare_non_str_name(bus: EventBus) -> None:
-    """Declaring a non str name is a type error."""
+    """Declaring a non-str name is a TypeError."""
     with pytest.raises(TypeError, match="must be a str"):
         bus.declare(42)  # type: ignore[arg-type]
 
@@ -228,7 +228,7 @@ def test_declare_non_str_name(bus: EventBus) -> None:
     ],
 )
 def test_declare_bad_payload_spec(bus: EventBus, payload: Any, message: str) -> None:
-    """Declaring a bad payload spec is a type error."""
+    """Declaring a bad payload spec is a TypeError."""
     with pytest.raises(TypeError, match=message):
         bus.declare("sale.closed", payload=payload)
 
@@ -261,7 +261,7 @@ def test_declare_unusable_type(bus: EventBus, expected: Any) -> None:
 
 @pytest.mark.parametrize("description", [None, 42, b"paid"])
 def test_declare_bad_description(bus: EventBus, description: Any) -> None:
-    """Declaring a non str description is a type error."""
+    """Declaring a non-str description is a TypeError."""
     with pytest.raises(TypeError, match="description must be a str"):
         bus.declare("sale.closed", description=description)
 
@@ -270,7 +270,7 @@ def test_declare_bad_description(bus: EventBus, description: Any) -> None:
 
 @pytest.mark.parametrize("reentrant", [None, 1, "yes"])
 def test_declare_bad_reentrant(bus: EventBus, reentrant: Any) -> None:
-    """Declaring a non bool reentrant is a type error."""
+    """Declaring a non-bool reentrant is a TypeError."""
     with pytest.raises(TypeError, match="reentrant must be a bool"):
         bus.declare("sale.closed", reentrant=reentrant)
 
@@ -373,7 +373,7 @@ async def test_extra_keys_allowed(sale_bus: EventBus) -> None:
 
 
 async def test_payload_error_type(sale_bus: EventBus) -> None:
-    """``payload_error`` is a type error."""
+    """PayloadError is a TypeError."""
     with pytest.raises(TypeError):
         await sale_bus.emit("sale.closed")
 
@@ -481,7 +481,7 @@ def test_strict_on_undeclared(
 
 
 def test_unknown_closest_first(strict_bus: EventBus) -> None:
-    """Unknown event error suggests the closest declared name first."""
+    """UnknownEventError suggests the closest declared name first."""
     strict_bus.declare("sale.opened")
 
     with pytest.raises(UnknownEventError, match=r"did you mean 'sale\.closed'"):
@@ -489,13 +489,13 @@ def test_unknown_closest_first(strict_bus: EventBus) -> None:
 
 
 def test_unknown_names_it(strict_bus: EventBus) -> None:
-    """Unknown event error names the unknown name."""
+    """UnknownEventError names the unknown name."""
     with pytest.raises(UnknownEventError, match=r"'sale\.closd'"):
         strict_bus.emit_sync("sale.closd")
 
 
 def test_unknown_is_lookup_error(strict_bus: EventBus) -> None:
-    """Unknown event error is a lookup error."""
+    """UnknownEventError is a LookupError."""
     with pytest.raises(LookupError):
         strict_bus.emit_sync("nope")
 
@@ -601,7 +601,7 @@ def test_strict_introspection_sees(strict_bus: EventBus) -> None:
 
 
 def test_non_strict_undeclared(bus: EventBus) -> None:
-    """Non strict bus emits undeclared names."""
+    """Non-strict bus emits undeclared names."""
     bus.declare("sale.closed")
     bus.on("sale.closd", lambda event: "typo welcome")
 

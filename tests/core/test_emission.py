@@ -491,7 +491,7 @@ class TestTimeouts:
 
 class TestOnError:
     async def test_called_per_failure(self, emit: Emitter) -> None:
-        """on_error gets (event, handler info, exception) for each failure."""
+        """on_error gets (event, HandlerInfo, exception) for each failure."""
         calls: list[tuple[Event, HandlerInfo, Exception]] = []
         bus = EventBus("test", on_error=lambda event, info, exc: calls.append((event, info, exc)))
         first = ValueError("first")

@@ -130,7 +130,7 @@ def test_copies_the_payload() -> None:
 
 @pytest.mark.parametrize("name", [None, 42, b"sale.closed", ["sale"], 1.5])
 def test_non_str_name(name: object) -> None:
-    """Event with non str name raises type error."""
+    """Event with non-str name raises TypeError."""
     with pytest.raises(TypeError, match="str"):
         Event(name)  # type: ignore[arg-type]
 
@@ -139,21 +139,21 @@ def test_non_str_name(name: object) -> None:
     "name", ["", "sale..closed", ".sale", "sale.", "sale closed", "user.*", "*"]
 )
 def test_invalid_name(name: str) -> None:
-    """Event with invalid name raises value error naming it."""
+    """Event with invalid name raises ValueError naming it."""
     with pytest.raises(ValueError, match=re.escape(repr(name))):
         Event(name)
 
 
 @pytest.mark.parametrize("payload", [[("k", 1)], "k=1", 42, {"k", "v"}])
 def test_non_mapping_payload(payload: object) -> None:
-    """Event with non mapping payload raises type error."""
+    """Event with non-mapping payload raises TypeError."""
     with pytest.raises(TypeError, match="payload"):
         Event("a.b", payload)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("source", [42, b"caisse", ["caisse"]])
 def test_non_str_source(source: object) -> None:
-    """Event with non str source raises type error."""
+    """Event with non-str source raises TypeError."""
     with pytest.raises(TypeError, match="source"):
         Event("a.b", source=source)  # type: ignore[arg-type]
 
@@ -248,7 +248,7 @@ def test_payload_no_mutators() -> None:
 
 
 async def test_emitted_payload_read_only(bus: EventBus) -> None:
-    """Payload of an emitted event is read only."""
+    """Payload of an emitted event is read-only."""
     seen: list[Event] = []
     bus.on("a.b", seen.append)
 
@@ -271,7 +271,7 @@ def test_item_access() -> None:
 
 
 def test_missing_key() -> None:
-    """Event item access on a missing key raises key error."""
+    """Event item access on a missing key raises KeyError."""
     with pytest.raises(KeyError, match="missing"):
         Event("a.b", {"amount": 12})["missing"]
 

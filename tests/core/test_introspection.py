@@ -203,7 +203,7 @@ def test_listeners_no_overlap(wide: EventBus) -> None:
 def test_info_name(
     bus: EventBus, make: Callable[[], Callable[[Event], Any]], expected: str
 ) -> None:
-    """Handler info name is module and qualname."""
+    """HandlerInfo name is module and qualname."""
     handler = make()
     bus.on("a", handler)
 
@@ -211,7 +211,7 @@ def test_info_name(
 
 
 def test_info_name_nested(bus: EventBus) -> None:
-    """Handler info name of a nested function uses its qualname."""
+    """HandlerInfo name of a nested function uses its qualname."""
 
     def nested(event: Event) -> None:
         return None
@@ -222,7 +222,7 @@ def test_info_name_nested(bus: EventBus) -> None:
 
 
 def test_info_options(bus: EventBus) -> None:
-    """Handler info reflects the subscription options."""
+    """HandlerInfo reflects the subscription options."""
     service = Service()
 
     bus.on(
@@ -266,7 +266,7 @@ def test_info_defaults(bus: EventBus) -> None:
 def test_info_is_async(
     bus: EventBus, make: Callable[[], Callable[[Event], Any]], is_async: bool
 ) -> None:
-    """Handler info tells whether the handler ``is_async``."""
+    """HandlerInfo tells whether the handler ``is_async``."""
     handler = make()
     bus.on("a", handler)
 
@@ -274,7 +274,7 @@ def test_info_is_async(
 
 
 def test_info_bus_timeout() -> None:
-    """Handler info timeout falls back to the bus ``handler_timeout``."""
+    """HandlerInfo timeout falls back to the bus ``handler_timeout``."""
     bus = EventBus("timeouts", handler_timeout=2.5)
     bus.on("a", handler_a)
     bus.on("a", handler_b, timeout=0.5)
@@ -283,7 +283,7 @@ def test_info_bus_timeout() -> None:
 
 
 def test_info_order(bus: EventBus) -> None:
-    """Handler info order grows with subscription order."""
+    """HandlerInfo order grows with subscription order."""
     bus.on("b", handler_a, priority=-1)
     bus.on("a", handler_b, priority=9)
     bus.on("*", handler_c)
@@ -297,7 +297,7 @@ def test_info_order(bus: EventBus) -> None:
     "attribute", ["name", "pattern", "priority", "once", "weak", "timeout", "owner", "callback"]
 )
 def test_info_read_only(bus: EventBus, attribute: str) -> None:
-    """Handler info is read only."""
+    """HandlerInfo is read-only."""
     bus.on("a", handler_a, owner="x")
     (info,) = bus.listeners("a")
 
@@ -309,7 +309,7 @@ def test_info_read_only(bus: EventBus, attribute: str) -> None:
 
 
 def test_info_in_report(bus: EventBus) -> None:
-    """Handler info in a report matches listeners."""
+    """HandlerInfo in a report matches listeners."""
     bus.on("a", handler_a, owner="mod", priority=2)
 
     (result,) = bus.emit_sync("a").results

@@ -161,7 +161,7 @@ def _assert_mute_and_record_state_untouched(bus: EventBus) -> None:
 @pytest.mark.parametrize("value", NON_STR, ids=repr)
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_non_str_name(populated: EventBus, entry_point: str, value: object) -> None:
-    """Non str name raises type error."""
+    """Non-str name raises TypeError."""
     before = _state(populated)
 
     with pytest.raises(TypeError, match="str"):
@@ -173,7 +173,7 @@ def test_non_str_name(populated: EventBus, entry_point: str, value: object) -> N
 
 @pytest.mark.parametrize("entry_point", sorted(set(ENTRY_POINTS) - NONE_MEANS_ALL))
 def test_none_name(populated: EventBus, entry_point: str) -> None:
-    """None as name raises type error."""
+    """None as name raises TypeError."""
     before = _state(populated)
 
     with pytest.raises(TypeError, match="str"):
@@ -185,7 +185,7 @@ def test_none_name(populated: EventBus, entry_point: str) -> None:
 @pytest.mark.parametrize("value", INVALID, ids=ascii)
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_invalid_name(populated: EventBus, entry_point: str, value: str) -> None:
-    """Invalid name raises value error naming it."""
+    """Invalid name raises ValueError naming it."""
     before = _state(populated)
 
     with pytest.raises(ValueError, match=re.escape(repr(value))):

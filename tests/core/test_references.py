@@ -168,7 +168,7 @@ def test_others_survive(bus: EventBus) -> None:
 
 
 def test_collected_info_callback(bus: EventBus) -> None:
-    """Handler info of a collected method has no callback."""
+    """HandlerInfo of a collected method has no callback."""
     listener = Listener()
     bus.on("a", listener.handle)
     (info,) = bus.listeners("a")
@@ -196,7 +196,7 @@ def test_live_method_called(bus: EventBus) -> None:
 
 
 def test_weak_is_default(bus: EventBus) -> None:
-    """Weak true on a bound method is the default."""
+    """``weak=True`` on a bound method is the default."""
     listener = Listener()
     bus.on("a", listener.handle, weak=True)
     ref = weakref.ref(listener)
@@ -230,7 +230,7 @@ def test_resubscribe_after_collect(bus: EventBus) -> None:
 
 
 def test_strong_keeps_alive(bus: EventBus) -> None:
-    """Weak false keeps the object alive and called."""
+    """``weak=False`` keeps the object alive and called."""
     log: list[str] = []
     listener = Listener(log)
     bus.on("a", listener.handle, weak=False)
@@ -247,7 +247,7 @@ def test_strong_keeps_alive(bus: EventBus) -> None:
 
 
 def test_strong_released_by_off(bus: EventBus) -> None:
-    """Weak false object is released after off."""
+    """``weak=False`` object is released after off."""
     listener = Listener()
     bus.on("a", listener.handle, weak=False)
     ref = weakref.ref(listener)
@@ -260,7 +260,7 @@ def test_strong_released_by_off(bus: EventBus) -> None:
 
 
 def test_strong_released_by_clear(bus: EventBus) -> None:
-    """Weak false object is released after clear."""
+    """``weak=False`` object is released after clear."""
     listener = Listener()
     bus.on("a", listener.handle, weak=False)
     ref = weakref.ref(listener)
@@ -339,7 +339,7 @@ def test_inline_object_collected(bus: EventBus) -> None:
 
 
 def test_weak_function(bus: EventBus) -> None:
-    """Weak true plain function is collected when deleted."""
+    """``weak=True`` plain function is collected when deleted."""
     log: list[str] = []
 
     def handler(event: Event) -> None:
@@ -361,7 +361,7 @@ def test_weak_function(bus: EventBus) -> None:
 
 
 def test_weak_callable_object(bus: EventBus) -> None:
-    """Weak true callable object is collected when deleted."""
+    """``weak=True`` callable object is collected when deleted."""
     log: list[str] = []
     handler = Listener(log)
     bus.on("a", handler, weak=True)
@@ -376,7 +376,7 @@ def test_weak_callable_object(bus: EventBus) -> None:
 
 
 def test_weak_function_alive(bus: EventBus) -> None:
-    """Weak true function still runs while alive."""
+    """``weak=True`` function still runs while alive."""
     log: list[str] = []
 
     def handler(event: Event) -> str:
@@ -394,7 +394,7 @@ def test_weak_function_alive(bus: EventBus) -> None:
     "builtin", [print, len, [].append, "abc".upper, {}.get], ids=lambda b: repr(b)[:30]
 )
 def test_weak_builtin(bus: EventBus, builtin: Callable[..., Any]) -> None:
-    """Weak true on a builtin raises type error."""
+    """``weak=True`` on a builtin raises TypeError."""
     bus.on("keep", lambda event: None)
     before = _state(bus)
 
@@ -405,7 +405,7 @@ def test_weak_builtin(bus: EventBus, builtin: Callable[..., Any]) -> None:
 
 
 def test_weak_not_weakrefable(bus: EventBus) -> None:
-    """Weak true on a non weakref able callable raises type error."""
+    """``weak=True`` on a non-weakref-able callable raises TypeError."""
     before = _state(bus)
 
     with pytest.raises(TypeError, match="weak"):
@@ -441,7 +441,7 @@ def test_slotted_strong(bus: EventBus) -> None:
 
 
 def test_slotted_weak_refused(bus: EventBus) -> None:
-    """Bound method of a slotted object with weak true raises type error."""
+    """Bound method of a slotted object with ``weak=True`` raises TypeError."""
     bus.on("keep", lambda event: None)
     before = _state(bus)
 

@@ -593,7 +593,7 @@ def test_off_once_after_run(bus: EventBus) -> None:
 
 @pytest.mark.parametrize("handler", [None, 42, "handler"])
 def test_off_non_callable(bus: EventBus, handler: object) -> None:
-    """Off with a non callable raises type error."""
+    """Off with a non-callable raises TypeError."""
     bus.on("a", _noop)
     before = _state(bus)
 
@@ -679,7 +679,7 @@ def test_clear_empty_bus(bus: EventBus) -> None:
 
 @pytest.mark.parametrize("owner", [42, b"auth", ["auth"]])
 def test_clear_non_str_owner(loaded: EventBus, owner: object) -> None:
-    """Clear with a non str owner raises type error."""
+    """Clear with a non-str owner raises TypeError."""
     before = _state(loaded)
 
     with pytest.raises(TypeError, match="owner"):
@@ -888,7 +888,7 @@ def test_non_bool_once(
     error: type[Exception],
     message: str,
 ) -> None:
-    """Non bool once raises and leaves the bus unchanged."""
+    """Non-bool once raises and leaves the bus unchanged."""
     before = _state(busy)
 
     with pytest.raises(error, match=message):
@@ -900,7 +900,7 @@ def test_non_bool_once(
 @pytest.mark.parametrize("handler", [42, "handler", object(), Event("a")], ids=repr)
 @pytest.mark.parametrize("method", ["on", "once"])
 def test_non_callable_handler(busy: EventBus, method: str, handler: object) -> None:
-    """Non callable handler raises type error."""
+    """Non-callable handler raises TypeError."""
     before = _state(busy)
 
     with pytest.raises(TypeError, match="handler"):
@@ -911,7 +911,7 @@ def test_non_callable_handler(busy: EventBus, method: str, handler: object) -> N
 
 @pytest.mark.parametrize("handler", [None, 42, "handler"])
 def test_subscribed_non_callable(busy: EventBus, handler: object) -> None:
-    """Subscribed with a non callable handler raises type error."""
+    """Subscribed with a non-callable handler raises TypeError."""
     before = _state(busy)
 
     with pytest.raises(TypeError, match="handler"), busy.subscribed("a", handler):  # type: ignore[arg-type]
@@ -931,7 +931,7 @@ def test_decorator_raises_early(busy: EventBus) -> None:
 
 
 def test_decorator_non_callable(busy: EventBus) -> None:
-    """Decorator with a non callable raises type error."""
+    """Decorator with a non-callable raises TypeError."""
     decorator = busy.on("a")
     before = _state(busy)
 
@@ -1074,7 +1074,7 @@ def test_distinct_partials(bus: EventBus) -> None:
 
 
 def test_info_read_only(bus: EventBus) -> None:
-    """Handler info in listeners is read only."""
+    """HandlerInfo in listeners is read-only."""
     bus.on("a", _noop)
     (info,) = bus.listeners("a")
 

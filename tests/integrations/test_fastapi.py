@@ -152,7 +152,7 @@ def test_second_bus_refused() -> None:
 
 
 def test_attach_non_bus() -> None:
-    """Attaching something else than a bus is a type error."""
+    """Attaching something else than a bus is a TypeError."""
     app = FastAPI()
     with pytest.raises(TypeError, match="attach\\(\\) needs an EventBus, not str"):
         attach(app, "shop")  # type: ignore[arg-type]

@@ -398,7 +398,7 @@ def test_matcher_values(emitted: Emissions) -> None:
 
 
 def test_malformed_name(emitted: Emissions) -> None:
-    """A malformed name is a value error."""
+    """A malformed name is a ValueError."""
     with pytest.raises(ValueError, match="invalid event name 'sale closed'"):
         emitted.assert_not_emitted("sale closed")
 

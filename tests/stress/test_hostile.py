@@ -229,7 +229,7 @@ def check_non_text_is_a_type_error(value: object) -> None:
 @FAST
 @given(non_text)
 def test_non_text_name(value: object) -> None:
-    """Non text as a name is a type error naming its type."""
+    """Non-text as a name is a TypeError naming its type."""
     check_non_text_is_a_type_error(value)
 
 
@@ -577,7 +577,7 @@ HANDLER_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
 @FAST
 @given(st.sampled_from(list(HANDLER_ENTRY_POINTS)), non_callables)
 def test_non_callable_handler(entry: str, value: object) -> None:
-    """Non callable handler is a type error and registers nothing."""
+    """Non-callable handler is a TypeError and registers nothing."""
     assume(not (value is None and entry in ("on", "once")))  # that is the decorator form
     bus = populated()
     before = state(bus)
