@@ -158,146 +158,144 @@ def _assert_mute_and_record_state_untouched(bus: EventBus) -> None:
 # ---------------------------------------------------------------- bad values
 
 
-@pytest.mark.parametrize("value", NON_STR, ids=repr)
-@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_non_str_name(populated: EventBus, entry_point: str, value: object) -> None:
-    """Non-str name raises TypeError."""
-    before = _state(populated)
+class TestBadNames:
+    @pytest.mark.parametrize("value", NON_STR, ids=repr)
+    @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+    def test_non_str_name(self, populated: EventBus, entry_point: str, value: object) -> None:
+        """Non-str name raises TypeError."""
+        before = _state(populated)
 
-    with pytest.raises(TypeError, match="str"):
-        ENTRY_POINTS[entry_point](populated, value)
+        with pytest.raises(TypeError, match="str"):
+            ENTRY_POINTS[entry_point](populated, value)
 
-    assert _state(populated) == before
-    _assert_mute_and_record_state_untouched(populated)
+        assert _state(populated) == before
+        _assert_mute_and_record_state_untouched(populated)
 
+    @pytest.mark.parametrize("entry_point", sorted(set(ENTRY_POINTS) - NONE_MEANS_ALL))
+    def test_none_name(self, populated: EventBus, entry_point: str) -> None:
+        """None as name raises TypeError."""
+        before = _state(populated)
 
-@pytest.mark.parametrize("entry_point", sorted(set(ENTRY_POINTS) - NONE_MEANS_ALL))
-def test_none_name(populated: EventBus, entry_point: str) -> None:
-    """None as name raises TypeError."""
-    before = _state(populated)
+        with pytest.raises(TypeError, match="str"):
+            ENTRY_POINTS[entry_point](populated, None)
 
-    with pytest.raises(TypeError, match="str"):
-        ENTRY_POINTS[entry_point](populated, None)
+        assert _state(populated) == before
 
-    assert _state(populated) == before
+    @pytest.mark.parametrize("value", INVALID, ids=ascii)
+    @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+    def test_invalid_name(self, populated: EventBus, entry_point: str, value: str) -> None:
+        """Invalid name raises ValueError naming it."""
+        before = _state(populated)
 
+        with pytest.raises(ValueError, match=re.escape(repr(value))):
+            ENTRY_POINTS[entry_point](populated, value)
 
-@pytest.mark.parametrize("value", INVALID, ids=ascii)
-@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_invalid_name(populated: EventBus, entry_point: str, value: str) -> None:
-    """Invalid name raises ValueError naming it."""
-    before = _state(populated)
+        assert _state(populated) == before
+        _assert_mute_and_record_state_untouched(populated)
 
-    with pytest.raises(ValueError, match=re.escape(repr(value))):
-        ENTRY_POINTS[entry_point](populated, value)
+    @pytest.mark.parametrize("value", VALID_PATTERNS)
+    @pytest.mark.parametrize("entry_point", NAME_ONLY_ENTRY_POINTS)
+    def test_pattern_as_name(self, populated: EventBus, entry_point: str, value: str) -> None:
+        """A pattern where a concrete name is required raises ValueError."""
+        before = _state(populated)
 
-    assert _state(populated) == before
-    _assert_mute_and_record_state_untouched(populated)
+        with pytest.raises(ValueError, match=re.escape(repr(value))):
+            NAME_ONLY_ENTRY_POINTS[entry_point](populated, value)
 
+        assert _state(populated) == before
 
-@pytest.mark.parametrize("value", VALID_PATTERNS)
-@pytest.mark.parametrize("entry_point", NAME_ONLY_ENTRY_POINTS)
-def test_pattern_as_name(populated: EventBus, entry_point: str, value: str) -> None:
-    """A pattern where a concrete name is required raises ValueError."""
-    before = _state(populated)
+    @pytest.mark.parametrize("value", [*INVALID, *VALID_PATTERNS], ids=ascii)
+    async def test_emission_invalid_name(
+        self, populated: EventBus, emit: Emitter, value: str
+    ) -> None:
+        """An emission with an invalid name or a pattern raises ValueError."""
+        before = _state(populated)
 
-    with pytest.raises(ValueError, match=re.escape(repr(value))):
-        NAME_ONLY_ENTRY_POINTS[entry_point](populated, value)
+        with (
+            populated.record() as recorder,
+            pytest.raises(ValueError, match=re.escape(repr(value))),
+        ):
+            await emit(populated, value)
+        await populated.drain()
 
-    assert _state(populated) == before
+        assert recorder.events == []
+        assert _state(populated) == before
 
+    @pytest.mark.parametrize("value", [None, *NON_STR], ids=repr)
+    async def test_emission_non_str_name(
+        self, populated: EventBus, emit: Emitter, value: object
+    ) -> None:
+        """An emission with a non-str name raises TypeError."""
+        with pytest.raises(TypeError, match="str"):
+            await emit(populated, value)  # type: ignore[arg-type]
+        await populated.drain()
 
-@pytest.mark.parametrize("value", [*INVALID, *VALID_PATTERNS], ids=ascii)
-async def test_emission_invalid_name(populated: EventBus, emit: Emitter, value: str) -> None:
-    """An emission with an invalid name or a pattern raises ValueError."""
-    before = _state(populated)
+    def test_emit_pattern_message(self, bus: EventBus) -> None:
+        """Emit of a pattern says emit takes concrete names."""
+        with pytest.raises(ValueError, match=r"'user\.\*'"):
+            bus.emit_sync("user.*")
 
-    with populated.record() as recorder, pytest.raises(ValueError, match=re.escape(repr(value))):
-        await emit(populated, value)
-    await populated.drain()
+    def test_strict_bad_name(self) -> None:
+        """A strict bus still raises ValueError for a bad name."""
+        bus = EventBus("strict", strict=True)
+        bus.declare("user.login")
 
-    assert recorder.events == []
-    assert _state(populated) == before
-
-
-@pytest.mark.parametrize("value", [None, *NON_STR], ids=repr)
-async def test_emission_non_str_name(populated: EventBus, emit: Emitter, value: object) -> None:
-    """An emission with a non-str name raises TypeError."""
-    with pytest.raises(TypeError, match="str"):
-        await emit(populated, value)  # type: ignore[arg-type]
-    await populated.drain()
-
-
-def test_emit_pattern_message(bus: EventBus) -> None:
-    """Emit of a pattern says emit takes concrete names."""
-    with pytest.raises(ValueError, match=r"'user\.\*'"):
-        bus.emit_sync("user.*")
-
-
-def test_strict_bad_name() -> None:
-    """A strict bus still raises ValueError for a bad name."""
-    bus = EventBus("strict", strict=True)
-    bus.declare("user.login")
-
-    with pytest.raises(ValueError, match=re.escape("'user..login'")):
-        bus.on("user..login", _noop)
-    with pytest.raises(ValueError, match=re.escape("'user..login'")):
-        bus.listeners("user..login")
+        with pytest.raises(ValueError, match=re.escape("'user..login'")):
+            bus.on("user..login", _noop)
+        with pytest.raises(ValueError, match=re.escape("'user..login'")):
+            bus.listeners("user..login")
 
 
 # ---------------------------------------------------------------- good values
 
 
-@pytest.mark.parametrize("value", VALID_NAMES)
-@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
-def test_valid_name_accepted(bus: EventBus, entry_point: str, value: str) -> None:
-    """Valid name is accepted everywhere."""
-    ENTRY_POINTS[entry_point](bus, value)
+class TestGoodNames:
+    @pytest.mark.parametrize("value", VALID_NAMES)
+    @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+    def test_valid_name_accepted(self, bus: EventBus, entry_point: str, value: str) -> None:
+        """Valid name is accepted everywhere."""
+        ENTRY_POINTS[entry_point](bus, value)
 
+    @pytest.mark.parametrize("value", VALID_PATTERNS)
+    @pytest.mark.parametrize("entry_point", PATTERN_ENTRY_POINTS)
+    def test_pattern_accepted(self, bus: EventBus, entry_point: str, value: str) -> None:
+        """Pattern is accepted where patterns are allowed."""
+        PATTERN_ENTRY_POINTS[entry_point](bus, value)
 
-@pytest.mark.parametrize("value", VALID_PATTERNS)
-@pytest.mark.parametrize("entry_point", PATTERN_ENTRY_POINTS)
-def test_pattern_accepted(bus: EventBus, entry_point: str, value: str) -> None:
-    """Pattern is accepted where patterns are allowed."""
-    PATTERN_ENTRY_POINTS[entry_point](bus, value)
+    @pytest.mark.parametrize("value", VALID_NAMES)
+    async def test_emission_valid_names(self, bus: EventBus, emit: Emitter, value: str) -> None:
+        """Emission accepts valid names."""
+        seen: list[str] = []
+        bus.on(value, lambda event: seen.append(event.name))
 
+        await emit(bus, value)
 
-@pytest.mark.parametrize("value", VALID_NAMES)
-async def test_emission_valid_names(bus: EventBus, emit: Emitter, value: str) -> None:
-    """Emission accepts valid names."""
-    seen: list[str] = []
-    bus.on(value, lambda event: seen.append(event.name))
+        assert seen == [value]
 
-    await emit(bus, value)
+    @given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
+    def test_name_grammar(self, text: str) -> None:
+        """A name is accepted exactly when it follows the grammar."""
+        bus = EventBus("hypothesis")
+        if NAME_RE.fullmatch(text):
+            assert Event(text).name == text
+            assert bus.emit_sync(text).event.name == text
+        else:
+            with pytest.raises(ValueError, match=re.escape(repr(text))):
+                Event(text)
+            with pytest.raises(ValueError, match=re.escape(repr(text))):
+                bus.emit_sync(text)
 
-    assert seen == [value]
-
-
-@given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
-def test_name_grammar(text: str) -> None:
-    """A name is accepted exactly when it follows the grammar."""
-    bus = EventBus("hypothesis")
-    if NAME_RE.fullmatch(text):
-        assert Event(text).name == text
-        assert bus.emit_sync(text).event.name == text
-    else:
-        with pytest.raises(ValueError, match=re.escape(repr(text))):
-            Event(text)
-        with pytest.raises(ValueError, match=re.escape(repr(text))):
-            bus.emit_sync(text)
-
-
-@given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
-def test_key_grammar(text: str) -> None:
-    """A subscription key is accepted exactly when it is a name or a pattern."""
-    bus = EventBus("hypothesis")
-    if NAME_RE.fullmatch(text) or PATTERN_RE.fullmatch(text):
-        bus.on(text, _noop)
-        assert bus.topics() == (text,)
-    else:
-        with pytest.raises(ValueError, match=re.escape(repr(text))):
+    @given(st.text(alphabet="ab_-.*Z9 é\n", max_size=12))
+    def test_key_grammar(self, text: str) -> None:
+        """A subscription key is accepted exactly when it is a name or a pattern."""
+        bus = EventBus("hypothesis")
+        if NAME_RE.fullmatch(text) or PATTERN_RE.fullmatch(text):
             bus.on(text, _noop)
-        assert bus.topics() == ()
+            assert bus.topics() == (text,)
+        else:
+            with pytest.raises(ValueError, match=re.escape(repr(text))):
+                bus.on(text, _noop)
+            assert bus.topics() == ()
 
 
 # ---------------------------------------------------------------- matching
@@ -309,75 +307,73 @@ def _receiver(bus: EventBus, key: str) -> list[str]:
     return received
 
 
-@pytest.mark.parametrize(
-    ("key", "name", "expected"),
-    [
-        ("user.*", "user.login", True),
-        ("user.*", "user.profile.updated", True),
-        ("user.*", "user.a.b.c.d", True),
-        ("user.*", "user", False),
-        ("user.*", "username.x", False),
-        ("user.*", "username", False),
-        ("user.*", "users.login", False),
-        ("user.*", "user_x.login", False),
-        ("user.*", "user-x.login", False),
-        ("user.*", "other.user.login", False),
-        ("user.*", "User.login", False),
-        ("user.profile.*", "user.profile.updated", True),
-        ("user.profile.*", "user.profile.a.b", True),
-        ("user.profile.*", "user.profile", False),
-        ("user.profile.*", "user.login", False),
-        ("user.profile.*", "user.profiles.x", False),
-        ("*", "user", True),
-        ("*", "user.login", True),
-        ("*", "a.b.c.d.e", True),
-        ("*", "-", True),
-        ("user", "user", True),
-        ("user", "user.login", False),
-        ("user.login", "user.login", True),
-        ("user.login", "user.login.failed", False),
-        ("user.login", "user", False),
-    ],
-)
-def test_key_matching_only(bus: EventBus, key: str, name: str, expected: bool) -> None:
-    """Subscription key receives matching names only."""
-    received = _receiver(bus, key)
+class TestMatching:
+    @pytest.mark.parametrize(
+        ("key", "name", "expected"),
+        [
+            ("user.*", "user.login", True),
+            ("user.*", "user.profile.updated", True),
+            ("user.*", "user.a.b.c.d", True),
+            ("user.*", "user", False),
+            ("user.*", "username.x", False),
+            ("user.*", "username", False),
+            ("user.*", "users.login", False),
+            ("user.*", "user_x.login", False),
+            ("user.*", "user-x.login", False),
+            ("user.*", "other.user.login", False),
+            ("user.*", "User.login", False),
+            ("user.profile.*", "user.profile.updated", True),
+            ("user.profile.*", "user.profile.a.b", True),
+            ("user.profile.*", "user.profile", False),
+            ("user.profile.*", "user.login", False),
+            ("user.profile.*", "user.profiles.x", False),
+            ("*", "user", True),
+            ("*", "user.login", True),
+            ("*", "a.b.c.d.e", True),
+            ("*", "-", True),
+            ("user", "user", True),
+            ("user", "user.login", False),
+            ("user.login", "user.login", True),
+            ("user.login", "user.login.failed", False),
+            ("user.login", "user", False),
+        ],
+    )
+    def test_key_matching_only(self, bus: EventBus, key: str, name: str, expected: bool) -> None:
+        """Subscription key receives matching names only."""
+        received = _receiver(bus, key)
 
-    bus.emit_sync(name)
+        bus.emit_sync(name)
 
-    assert received == ([name] if expected else [])
+        assert received == ([name] if expected else [])
 
+    async def test_pattern_below(self, bus: EventBus) -> None:
+        """Pattern subscription receives every event below it."""
+        received = _receiver(bus, "user.*")
 
-async def test_pattern_below(bus: EventBus) -> None:
-    """Pattern subscription receives every event below it."""
-    received = _receiver(bus, "user.*")
+        for name in ["user.login", "user", "user.profile.updated", "username.x", "order.paid"]:
+            await bus.emit(name)
 
-    for name in ["user.login", "user", "user.profile.updated", "username.x", "order.paid"]:
-        await bus.emit(name)
+        assert received == ["user.login", "user.profile.updated"]
 
-    assert received == ["user.login", "user.profile.updated"]
+    async def test_star_receives_all(self, bus: EventBus) -> None:
+        """Star receives every event."""
+        received = _receiver(bus, "*")
+        names = ["user", "user.login", "order.paid", "a.b.c.d", "X-1_y"]
 
+        for name in names:
+            await bus.emit(name)
 
-async def test_star_receives_all(bus: EventBus) -> None:
-    """Star receives every event."""
-    received = _receiver(bus, "*")
-    names = ["user", "user.login", "order.paid", "a.b.c.d", "X-1_y"]
+        assert received == names
 
-    for name in names:
-        await bus.emit(name)
+    async def test_concrete_name_received(self, bus: EventBus) -> None:
+        """Handler receives the concrete name not the pattern."""
+        events: list[Event] = []
+        bus.on("user.*", events.append)
 
-    assert received == names
+        report = await bus.emit("user.login")
 
-
-async def test_concrete_name_received(bus: EventBus) -> None:
-    """Handler receives the concrete name not the pattern."""
-    events: list[Event] = []
-    bus.on("user.*", events.append)
-
-    report = await bus.emit("user.login")
-
-    assert events[0].name == "user.login"
-    assert report.results[0].handler.pattern == "user.*"
+        assert events[0].name == "user.login"
+        assert report.results[0].handler.pattern == "user.*"
 
 
 # ---------------------------------------------------------------- str subclasses as names
@@ -387,66 +383,63 @@ class Events(enum.StrEnum):
     SALE_CLOSED = "sale.closed"
 
 
-async def test_str_enum_event_name(bus: EventBus, emit: Emitter) -> None:
-    """A str enum as a name gives a plain str event name.
+class TestStrEnumNames:
+    async def test_event_name(self, bus: EventBus, emit: Emitter) -> None:
+        """A str enum as a name gives a plain str event name.
 
-    Regression: a str subclass used as a name was kept as is in event.name.
-    """
-    names: list[object] = []
-    bus.on(Events.SALE_CLOSED, lambda event: names.append(event.name))
+        Regression: a str subclass used as a name was kept as is in event.name.
+        """
+        names: list[object] = []
+        bus.on(Events.SALE_CLOSED, lambda event: names.append(event.name))
 
-    report = await emit(bus, Events.SALE_CLOSED)
+        report = await emit(bus, Events.SALE_CLOSED)
 
-    assert names == ["sale.closed"]
-    assert type(names[0]) is str
-    assert type(report.event.name) is str
+        assert names == ["sale.closed"]
+        assert type(names[0]) is str
+        assert type(report.event.name) is str
 
+    def test_topics(self, bus: EventBus) -> None:
+        """Str enum subscription key is a plain str in topics.
 
-def test_str_enum_topics(bus: EventBus) -> None:
-    """Str enum subscription key is a plain str in topics.
+        Regression: a str subclass used as a name was kept as is in topics().
+        """
+        bus.on(Events.SALE_CLOSED, _noop)
 
-    Regression: a str subclass used as a name was kept as is in topics().
-    """
-    bus.on(Events.SALE_CLOSED, _noop)
+        topics = bus.topics()
 
-    topics = bus.topics()
+        assert topics == ("sale.closed",)
+        assert type(topics[0]) is str
 
-    assert topics == ("sale.closed",)
-    assert type(topics[0]) is str
+    def test_describe(self, bus: EventBus) -> None:
+        """Str enum subscription key is a plain str in describe.
 
+        Regression: a str subclass used as a name was kept as is in describe().
+        """
+        bus.on(Events.SALE_CLOSED, _noop)
 
-def test_str_enum_describe(bus: EventBus) -> None:
-    """Str enum subscription key is a plain str in describe.
+        (entry,) = bus.describe()
 
-    Regression: a str subclass used as a name was kept as is in describe().
-    """
-    bus.on(Events.SALE_CLOSED, _noop)
+        assert entry["topic"] == "sale.closed"
+        assert type(entry["topic"]) is str
 
-    (entry,) = bus.describe()
+    def test_recorder(self, bus: EventBus) -> None:
+        """Str enum name is a plain str in the recorders names.
 
-    assert entry["topic"] == "sale.closed"
-    assert type(entry["topic"]) is str
+        Regression: a str subclass used as a name was kept as is in Recorder.names.
+        """
+        with bus.record() as recorder:
+            bus.emit_sync(Events.SALE_CLOSED)
 
+        assert recorder.names == ["sale.closed"]
+        assert type(recorder.names[0]) is str
 
-def test_str_enum_recorder(bus: EventBus) -> None:
-    """Str enum name is a plain str in the recorders names.
+    def test_same_handlers(self, bus: EventBus) -> None:
+        """Str enum and plain str names reach the same handlers."""
+        received: list[str] = []
+        bus.on(Events.SALE_CLOSED, lambda event: received.append("enum key"))
+        bus.on("sale.closed", lambda event: received.append("str key"))
 
-    Regression: a str subclass used as a name was kept as is in Recorder.names.
-    """
-    with bus.record() as recorder:
+        bus.emit_sync("sale.closed")
         bus.emit_sync(Events.SALE_CLOSED)
 
-    assert recorder.names == ["sale.closed"]
-    assert type(recorder.names[0]) is str
-
-
-def test_str_enum_same_handlers(bus: EventBus) -> None:
-    """Str enum and plain str names reach the same handlers."""
-    received: list[str] = []
-    bus.on(Events.SALE_CLOSED, lambda event: received.append("enum key"))
-    bus.on("sale.closed", lambda event: received.append("str key"))
-
-    bus.emit_sync("sale.closed")
-    bus.emit_sync(Events.SALE_CLOSED)
-
-    assert received == ["enum key", "str key", "enum key", "str key"]
+        assert received == ["enum key", "str key", "enum key", "str key"]

@@ -67,540 +67,513 @@ class AsyncCallable:
 # ---------------------------------------------------------------- return value, decorator
 
 
-def test_on_returns_the_function(bus: EventBus) -> None:
-    """On returns the function unchanged."""
-    assert bus.on("a", _noop) is _noop
+class TestOnReturns:
+    def test_on_returns_the_function(self, bus: EventBus) -> None:
+        """On returns the function unchanged."""
+        assert bus.on("a", _noop) is _noop
 
+    def test_once_returns_the_function(self, bus: EventBus) -> None:
+        """Once returns the function unchanged."""
+        assert bus.once("a", _noop) is _noop
 
-def test_once_returns_the_function(bus: EventBus) -> None:
-    """Once returns the function unchanged."""
-    assert bus.once("a", _noop) is _noop
+    @pytest.mark.parametrize("kind", ["bound method", "callable object", "partial", "lambda"])
+    def test_on_returns_any_callable(self, bus: EventBus, kind: str) -> None:
+        """On returns any callable unchanged."""
+        counter = Counter()
+        handler: Callable[[Event], Any] = {
+            "bound method": counter.handle,
+            "callable object": CallableCounter(),
+            "partial": functools.partial(_recorder, [], "x"),
+            "lambda": lambda event: None,
+        }[kind]
 
+        assert bus.on("a", handler) is handler
 
-@pytest.mark.parametrize("kind", ["bound method", "callable object", "partial", "lambda"])
-def test_on_returns_any_callable(bus: EventBus, kind: str) -> None:
-    """On returns any callable unchanged."""
-    counter = Counter()
-    handler: Callable[[Event], Any] = {
-        "bound method": counter.handle,
-        "callable object": CallableCounter(),
-        "partial": functools.partial(_recorder, [], "x"),
-        "lambda": lambda event: None,
-    }[kind]
+    def test_on_as_decorator(self, bus: EventBus) -> None:
+        """On as decorator subscribes and returns the function."""
+        calls: list[str] = []
 
-    assert bus.on("a", handler) is handler
+        @bus.on("a")
+        def handler(event: Event) -> str:
+            calls.append(event.name)
+            return "done"
 
+        report = bus.emit_sync("a")
 
-def test_on_as_decorator(bus: EventBus) -> None:
-    """On as decorator subscribes and returns the function."""
-    calls: list[str] = []
+        assert handler(Event("direct")) == "done"  # still the plain function
+        assert calls == ["a", "direct"]
+        assert report.values == ("done",)
 
-    @bus.on("a")
-    def handler(event: Event) -> str:
-        calls.append(event.name)
-        return "done"
+    def test_once_as_decorator(self, bus: EventBus) -> None:
+        """Once as decorator subscribes for one emission."""
+        calls: list[str] = []
 
-    report = bus.emit_sync("a")
+        @bus.once("a")
+        def handler(event: Event) -> None:
+            calls.append(event.name)
 
-    assert handler(Event("direct")) == "done"  # still the plain function
-    assert calls == ["a", "direct"]
-    assert report.values == ("done",)
+        bus.emit_sync("a")
+        bus.emit_sync("a")
 
+        assert calls == ["a"]
+        assert callable(handler)
 
-def test_once_as_decorator(bus: EventBus) -> None:
-    """Once as decorator subscribes for one emission."""
-    calls: list[str] = []
+    def test_decorator_options(self, bus: EventBus) -> None:
+        """Decorator applies the options given."""
 
-    @bus.once("a")
-    def handler(event: Event) -> None:
-        calls.append(event.name)
+        @bus.on("a", priority=3, owner="mod", timeout=2.0)
+        def handler(event: Event) -> None:
+            return None
 
-    bus.emit_sync("a")
-    bus.emit_sync("a")
+        (info,) = bus.listeners("a")
+        assert (info.priority, info.owner, info.timeout) == (3, "mod", 2.0)
 
-    assert calls == ["a"]
-    assert callable(handler)
+    async def test_async_decorated_handler(self, bus: EventBus) -> None:
+        """Async decorated handler is awaited."""
 
+        @bus.on("a")
+        async def handler(event: Event) -> str:
+            return f"async {event.name}"
 
-def test_decorator_options(bus: EventBus) -> None:
-    """Decorator applies the options given."""
+        report = await bus.emit("a")
 
-    @bus.on("a", priority=3, owner="mod", timeout=2.0)
-    def handler(event: Event) -> None:
-        return None
-
-    (info,) = bus.listeners("a")
-    assert (info.priority, info.owner, info.timeout) == (3, "mod", 2.0)
-
-
-async def test_async_decorated_handler(bus: EventBus) -> None:
-    """Async decorated handler is awaited."""
-
-    @bus.on("a")
-    async def handler(event: Event) -> str:
-        return f"async {event.name}"
-
-    report = await bus.emit("a")
-
-    assert report.values == ("async a",)
+        assert report.values == ("async a",)
 
 
 # ---------------------------------------------------------------- order
 
 
-def test_priority_first(bus: EventBus) -> None:
-    """Higher priority runs first."""
-    calls: list[str] = []
-    bus.on("a", _recorder(calls, "low"), priority=-5)
-    bus.on("a", _recorder(calls, "default"))
-    bus.on("a", _recorder(calls, "high"), priority=10)
-    bus.on("a", _recorder(calls, "mid"), priority=3)
+class TestOrder:
+    def test_priority_first(self, bus: EventBus) -> None:
+        """Higher priority runs first."""
+        calls: list[str] = []
+        bus.on("a", _recorder(calls, "low"), priority=-5)
+        bus.on("a", _recorder(calls, "default"))
+        bus.on("a", _recorder(calls, "high"), priority=10)
+        bus.on("a", _recorder(calls, "mid"), priority=3)
 
-    bus.emit_sync("a")
+        bus.emit_sync("a")
 
-    assert calls == ["high", "mid", "default", "low"]
+        assert calls == ["high", "mid", "default", "low"]
 
+    def test_equal_priority_order(self, bus: EventBus) -> None:
+        """Equal priorities run in subscription order."""
+        calls: list[str] = []
+        for label in ["first", "second", "third", "fourth"]:
+            bus.on("a", _recorder(calls, label), priority=1)
 
-def test_equal_priority_order(bus: EventBus) -> None:
-    """Equal priorities run in subscription order."""
-    calls: list[str] = []
-    for label in ["first", "second", "third", "fourth"]:
-        bus.on("a", _recorder(calls, label), priority=1)
+        bus.emit_sync("a")
 
-    bus.emit_sync("a")
+        assert calls == ["first", "second", "third", "fourth"]
 
-    assert calls == ["first", "second", "third", "fourth"]
+    def test_exact_and_pattern_order(self, bus: EventBus) -> None:
+        """Exact and pattern subscriptions are merged in one order."""
+        calls: list[str] = []
+        bus.on("user.login", _recorder(calls, "exact-0"))
+        bus.on("*", _recorder(calls, "star-0"))
+        bus.on("user.*", _recorder(calls, "pattern-5"), priority=5)
+        bus.on("user.login", _recorder(calls, "exact-5"), priority=5)
+        bus.on("*", _recorder(calls, "star-10"), priority=10)
+        bus.on("user.*", _recorder(calls, "pattern-0"))
+        bus.on("user.login", _recorder(calls, "exact-neg"), priority=-1)
 
+        bus.emit_sync("user.login")
 
-def test_exact_and_pattern_order(bus: EventBus) -> None:
-    """Exact and pattern subscriptions are merged in one order."""
-    calls: list[str] = []
-    bus.on("user.login", _recorder(calls, "exact-0"))
-    bus.on("*", _recorder(calls, "star-0"))
-    bus.on("user.*", _recorder(calls, "pattern-5"), priority=5)
-    bus.on("user.login", _recorder(calls, "exact-5"), priority=5)
-    bus.on("*", _recorder(calls, "star-10"), priority=10)
-    bus.on("user.*", _recorder(calls, "pattern-0"))
-    bus.on("user.login", _recorder(calls, "exact-neg"), priority=-1)
+        assert calls == [
+            "star-10",
+            "pattern-5",
+            "exact-5",
+            "exact-0",
+            "star-0",
+            "pattern-0",
+            "exact-neg",
+        ]
 
-    bus.emit_sync("user.login")
+    def test_report_order(self, bus: EventBus) -> None:
+        """Order is the same in the report."""
+        bus.on("a", _recorder([], "low", "low"), priority=-1)
+        bus.on("*", _recorder([], "high", "high"), priority=1)
+        bus.on("a", _recorder([], "mid", "mid"))
 
-    assert calls == [
-        "star-10",
-        "pattern-5",
-        "exact-5",
-        "exact-0",
-        "star-0",
-        "pattern-0",
-        "exact-neg",
-    ]
+        assert bus.emit_sync("a").values == ("high", "mid", "low")
 
+    async def test_sync_async_one_order(self, bus: EventBus) -> None:
+        """Sync and async handlers run in one order."""
+        calls: list[str] = []
 
-def test_report_order(bus: EventBus) -> None:
-    """Order is the same in the report."""
-    bus.on("a", _recorder([], "low", "low"), priority=-1)
-    bus.on("*", _recorder([], "high", "high"), priority=1)
-    bus.on("a", _recorder([], "mid", "mid"))
+        async def async_handler(event: Event) -> str:
+            calls.append("async")
+            return "async"
 
-    assert bus.emit_sync("a").values == ("high", "mid", "low")
+        bus.on("a", _recorder(calls, "sync-1", "sync-1"))
+        bus.on("a", async_handler)
+        bus.on("a", _recorder(calls, "sync-2", "sync-2"))
 
+        report = await bus.emit("a")
 
-async def test_sync_async_one_order(bus: EventBus) -> None:
-    """Sync and async handlers run in one order."""
-    calls: list[str] = []
-
-    async def async_handler(event: Event) -> str:
-        calls.append("async")
-        return "async"
-
-    bus.on("a", _recorder(calls, "sync-1", "sync-1"))
-    bus.on("a", async_handler)
-    bus.on("a", _recorder(calls, "sync-2", "sync-2"))
-
-    report = await bus.emit("a")
-
-    assert calls == ["sync-1", "async", "sync-2"]
-    assert report.values == ("sync-1", "async", "sync-2")
+        assert calls == ["sync-1", "async", "sync-2"]
+        assert report.values == ("sync-1", "async", "sync-2")
 
 
 # ---------------------------------------------------------------- once
 
 
-async def test_once_runs_once(bus: EventBus, emit: Emitter) -> None:
-    """Once handler runs only on the first emission."""
-    calls: list[str] = []
-    bus.once("a", _recorder(calls, "once"))
+class TestOnce:
+    async def test_runs_once(self, bus: EventBus, emit: Emitter) -> None:
+        """Once handler runs only on the first emission."""
+        calls: list[str] = []
+        bus.once("a", _recorder(calls, "once"))
 
-    first = await emit(bus, "a")
-    second = await emit(bus, "a")
+        first = await emit(bus, "a")
+        second = await emit(bus, "a")
 
-    assert calls == ["once"]
-    assert len(first.results) == 1
-    assert second.results == ()
+        assert calls == ["once"]
+        assert len(first.results) == 1
+        assert second.results == ()
 
+    def test_unsubscribed(self, bus: EventBus) -> None:
+        """Once handler is unsubscribed after running."""
+        bus.once("a", _noop)
+        bus.on("a", _other)
 
-def test_once_unsubscribed(bus: EventBus) -> None:
-    """Once handler is unsubscribed after running."""
-    bus.once("a", _noop)
-    bus.on("a", _other)
+        bus.emit_sync("a")
 
-    bus.emit_sync("a")
+        assert [info.callback for info in bus.listeners("a")] == [_other]
+        assert bus.listener_count() == 1
 
-    assert [info.callback for info in bus.listeners("a")] == [_other]
-    assert bus.listener_count() == 1
+    def test_on_once_true(self, bus: EventBus) -> None:
+        """On with once true is the same as once."""
+        calls: list[str] = []
+        bus.on("a", _recorder(calls, "x"), once=True)
 
+        bus.emit_sync("a")
+        bus.emit_sync("a")
 
-def test_on_once_true(bus: EventBus) -> None:
-    """On with once true is the same as once."""
-    calls: list[str] = []
-    bus.on("a", _recorder(calls, "x"), once=True)
+        assert calls == ["x"]
+        assert bus.listener_count() == 0
 
-    bus.emit_sync("a")
-    bus.emit_sync("a")
+    async def test_async_pattern(self, bus: EventBus, emit: Emitter) -> None:
+        """A once async handler on a pattern runs for the first matching name only."""
+        calls: list[str] = []
 
-    assert calls == ["x"]
-    assert bus.listener_count() == 0
+        async def handler(event: Event) -> None:
+            calls.append(event.name)
 
+        bus.once("*", handler)
 
-async def test_once_async_pattern(bus: EventBus, emit: Emitter) -> None:
-    """A once async handler on a pattern runs for the first matching name only."""
-    calls: list[str] = []
+        await emit(bus, "a")
+        await emit(bus, "b")
 
-    async def handler(event: Event) -> None:
-        calls.append(event.name)
+        assert calls == ["a"]
 
-    bus.once("*", handler)
+    def test_claimed_by_predicate(self, bus: EventBus) -> None:
+        """A once handler is claimed by the first emission whose predicate passes."""
+        calls: list[int] = []
+        bus.once(
+            "a", lambda event: calls.append(event["n"]), predicate=lambda event: event["n"] > 1
+        )
 
-    await emit(bus, "a")
-    await emit(bus, "b")
+        for n in range(5):
+            bus.emit_sync("a", n=n)
 
-    assert calls == ["a"]
+        assert calls == [2]
+        assert bus.listener_count() == 0
 
+    def test_raising_predicate(self, bus: EventBus) -> None:
+        """Once handler whose predicate raises stays subscribed."""
+        calls: list[int] = []
 
-def test_once_claimed_by_predicate(bus: EventBus) -> None:
-    """A once handler is claimed by the first emission whose predicate passes."""
-    calls: list[int] = []
-    bus.once("a", lambda event: calls.append(event["n"]), predicate=lambda event: event["n"] > 1)
+        def predicate(event: Event) -> bool:
+            if event["n"] == 0:
+                raise ValueError("bad predicate")
+            return True
 
-    for n in range(5):
-        bus.emit_sync("a", n=n)
+        bus.once("a", lambda event: calls.append(event["n"]), predicate=predicate)
 
-    assert calls == [2]
-    assert bus.listener_count() == 0
+        assert not bus.emit_sync("a", n=0).ok
+        bus.emit_sync("a", n=1)
+        bus.emit_sync("a", n=2)
 
+        assert calls == [1]
 
-def test_once_raising_predicate(bus: EventBus) -> None:
-    """Once handler whose predicate raises stays subscribed."""
-    calls: list[int] = []
+    def test_failing_used_up(self, bus: EventBus) -> None:
+        """Failing once handler is still used up."""
 
-    def predicate(event: Event) -> bool:
-        if event["n"] == 0:
-            raise ValueError("bad predicate")
-        return True
+        def handler(event: Event) -> None:
+            raise RuntimeError("boom")
 
-    bus.once("a", lambda event: calls.append(event["n"]), predicate=predicate)
+        bus.once("a", handler)
 
-    assert not bus.emit_sync("a", n=0).ok
-    bus.emit_sync("a", n=1)
-    bus.emit_sync("a", n=2)
+        assert not bus.emit_sync("a").ok
+        assert bus.emit_sync("a").results == ()
 
-    assert calls == [1]
+    def test_reemitting_runs_once(self, bus: EventBus) -> None:
+        """Once handler emitting its own trigger elsewhere runs once."""
+        calls: list[str] = []
 
+        def handler(event: Event) -> None:
+            calls.append(event.name)
+            bus.emit_sync("b")
 
-def test_once_failing_used_up(bus: EventBus) -> None:
-    """Failing once handler is still used up."""
+        bus.once("*", handler)
 
-    def handler(event: Event) -> None:
-        raise RuntimeError("boom")
+        bus.emit_sync("a")
 
-    bus.once("a", handler)
-
-    assert not bus.emit_sync("a").ok
-    assert bus.emit_sync("a").results == ()
-
-
-def test_once_reemitting_runs_once(bus: EventBus) -> None:
-    """Once handler emitting its own trigger elsewhere runs once."""
-    calls: list[str] = []
-
-    def handler(event: Event) -> None:
-        calls.append(event.name)
-        bus.emit_sync("b")
-
-    bus.once("*", handler)
-
-    bus.emit_sync("a")
-
-    assert calls == ["a"]
+        assert calls == ["a"]
 
 
 # ---------------------------------------------------------------- predicates
 
 
-def test_predicate_true_runs(bus: EventBus) -> None:
-    """Handler runs when its predicate is true."""
-    seen: list[Event] = []
-    predicate_saw: list[Event] = []
+class TestPredicates:
+    def test_true_runs(self, bus: EventBus) -> None:
+        """Handler runs when its predicate is true."""
+        seen: list[Event] = []
+        predicate_saw: list[Event] = []
 
-    def predicate(event: Event) -> bool:
-        predicate_saw.append(event)
-        return True
+        def predicate(event: Event) -> bool:
+            predicate_saw.append(event)
+            return True
 
-    bus.on("a", seen.append, predicate=predicate)
+        bus.on("a", seen.append, predicate=predicate)
 
-    report = bus.emit_sync("a", k=1)
+        report = bus.emit_sync("a", k=1)
 
-    assert seen == [report.event]
-    assert predicate_saw == [report.event]
+        assert seen == [report.event]
+        assert predicate_saw == [report.event]
 
+    def test_false_skips(self, bus: EventBus) -> None:
+        """Handler is skipped when its predicate is false."""
+        calls: list[str] = []
+        bus.on("a", _recorder(calls, "skipped"), predicate=lambda event: False)
+        bus.on("a", _recorder(calls, "runs", "ran"))
 
-def test_predicate_false_skips(bus: EventBus) -> None:
-    """Handler is skipped when its predicate is false."""
-    calls: list[str] = []
-    bus.on("a", _recorder(calls, "skipped"), predicate=lambda event: False)
-    bus.on("a", _recorder(calls, "runs", "ran"))
+        report = bus.emit_sync("a")
 
-    report = bus.emit_sync("a")
+        assert calls == ["runs"]
+        assert report.values == ("ran",)
+        assert len(report.results) == 1
+        assert report.ok
 
-    assert calls == ["runs"]
-    assert report.values == ("ran",)
-    assert len(report.results) == 1
-    assert report.ok
+    def test_truthiness(self, bus: EventBus) -> None:
+        """Predicate result is tested for truth."""
+        calls: list[int] = []
+        bus.on("a", lambda event: calls.append(event["n"]), predicate=lambda event: event["n"])
 
+        for n in [0, 1, 0, 2]:
+            bus.emit_sync("a", n=n)
 
-def test_predicate_truthiness(bus: EventBus) -> None:
-    """Predicate result is tested for truth."""
-    calls: list[int] = []
-    bus.on("a", lambda event: calls.append(event["n"]), predicate=lambda event: event["n"])
+        assert calls == [1, 2]
 
-    for n in [0, 1, 0, 2]:
-        bus.emit_sync("a", n=n)
+    async def test_async_handler(self, bus: EventBus) -> None:
+        """Async handler with predicate is filtered."""
+        calls: list[int] = []
 
-    assert calls == [1, 2]
+        async def handler(event: Event) -> None:
+            calls.append(event["n"])
 
+        bus.on("a", handler, predicate=lambda event: event["n"] % 2 == 0)
 
-async def test_predicate_async_handler(bus: EventBus) -> None:
-    """Async handler with predicate is filtered."""
-    calls: list[int] = []
+        for n in range(4):
+            await bus.emit("a", n=n)
 
-    async def handler(event: Event) -> None:
-        calls.append(event["n"])
+        assert calls == [0, 2]
 
-    bus.on("a", handler, predicate=lambda event: event["n"] % 2 == 0)
+    async def test_raising_predicate(self, bus: EventBus, emit: Emitter) -> None:
+        """Raising predicate is that handlers failure and others still run."""
+        calls: list[str] = []
+        error = ValueError("predicate broke")
 
-    for n in range(4):
-        await bus.emit("a", n=n)
+        def predicate(event: Event) -> bool:
+            raise error
 
-    assert calls == [0, 2]
+        bus.on("a", _recorder(calls, "before", "before"), priority=1)
+        bus.on("a", _recorder(calls, "guarded"), predicate=predicate)
+        bus.on("a", _recorder(calls, "after", "after"), priority=-1)
 
+        report = await emit(bus, "a")
 
-async def test_raising_predicate(bus: EventBus, emit: Emitter) -> None:
-    """Raising predicate is that handlers failure and others still run."""
-    calls: list[str] = []
-    error = ValueError("predicate broke")
-
-    def predicate(event: Event) -> bool:
-        raise error
-
-    bus.on("a", _recorder(calls, "before", "before"), priority=1)
-    bus.on("a", _recorder(calls, "guarded"), predicate=predicate)
-    bus.on("a", _recorder(calls, "after", "after"), priority=-1)
-
-    report = await emit(bus, "a")
-
-    assert calls == ["before", "after"]
-    assert not report.ok
-    assert [result.error for result in report.errors] == [error]
-    assert report.errors[0].handler.has_predicate
-    assert [r.error is None for r in report.results] == [True, False, True]
-    assert report.values == ("before", "after")
+        assert calls == ["before", "after"]
+        assert not report.ok
+        assert [result.error for result in report.errors] == [error]
+        assert report.errors[0].handler.has_predicate
+        assert [r.error is None for r in report.results] == [True, False, True]
+        assert report.values == ("before", "after")
 
 
 # ---------------------------------------------------------------- duplicates
 
 
-def test_duplicate_runs_once(bus: EventBus) -> None:
-    """Subscribing the same handler twice runs it once."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
-    bus.on("a", handler)
-    bus.on("a", handler)
+class TestDuplicates:
+    def test_runs_once(self, bus: EventBus) -> None:
+        """Subscribing the same handler twice runs it once."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
+        bus.on("a", handler)
+        bus.on("a", handler)
 
-    bus.emit_sync("a")
+        bus.emit_sync("a")
 
-    assert calls == ["h"]
-    assert bus.listener_count() == 1
+        assert calls == ["h"]
+        assert bus.listener_count() == 1
 
+    def test_keeps_options(self, bus: EventBus) -> None:
+        """Duplicate subscription keeps the first options."""
+        bus.on("a", _noop, priority=1, owner="first")
+        bus.on("a", _noop, priority=9, owner="second", timeout=3)
+        bus.once("a", _noop)
 
-def test_duplicate_keeps_options(bus: EventBus) -> None:
-    """Duplicate subscription keeps the first options."""
-    bus.on("a", _noop, priority=1, owner="first")
-    bus.on("a", _noop, priority=9, owner="second", timeout=3)
-    bus.once("a", _noop)
+        (info,) = bus.listeners("a")
+        assert (info.priority, info.owner, info.timeout, info.once) == (1, "first", None, False)
 
-    (info,) = bus.listeners("a")
-    assert (info.priority, info.owner, info.timeout, info.once) == (1, "first", None, False)
+    def test_returns_handler(self, bus: EventBus) -> None:
+        """Duplicate subscription returns the handler."""
+        bus.on("a", _noop)
 
+        assert bus.on("a", _noop, priority=5) is _noop
 
-def test_duplicate_returns_handler(bus: EventBus) -> None:
-    """Duplicate subscription returns the handler."""
-    bus.on("a", _noop)
+    def test_once(self, bus: EventBus) -> None:
+        """Duplicate once subscription does not extend it."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
+        bus.once("a", handler)
+        bus.once("a", handler)
 
-    assert bus.on("a", _noop, priority=5) is _noop
+        bus.emit_sync("a")
+        bus.emit_sync("a")
 
+        assert calls == ["h"]
 
-def test_duplicate_once(bus: EventBus) -> None:
-    """Duplicate once subscription does not extend it."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
-    bus.once("a", handler)
-    bus.once("a", handler)
+    def test_bound_method(self, bus: EventBus) -> None:
+        """Duplicate bound method subscription is detected."""
+        counter = Counter()
+        bus.on("a", counter.handle)
+        bus.on("a", counter.handle)
 
-    bus.emit_sync("a")
-    bus.emit_sync("a")
+        bus.emit_sync("a")
 
-    assert calls == ["h"]
+        assert len(counter.events) == 1
+        assert bus.listener_count() == 1
 
+    def test_two_keys_run_twice(self, bus: EventBus) -> None:
+        """Same handler under two keys runs twice."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
+        bus.on("user.login", handler)
+        bus.on("*", handler)
 
-def test_duplicate_bound_method(bus: EventBus) -> None:
-    """Duplicate bound method subscription is detected."""
-    counter = Counter()
-    bus.on("a", counter.handle)
-    bus.on("a", counter.handle)
+        report = bus.emit_sync("user.login")
 
-    bus.emit_sync("a")
+        assert calls == ["h", "h"]
+        assert [result.handler.pattern for result in report.results] == ["user.login", "*"]
+        assert bus.listener_count() == 2
 
-    assert len(counter.events) == 1
-    assert bus.listener_count() == 1
+    def test_once_two_keys(self, bus: EventBus) -> None:
+        """Once handler under two keys runs once per key."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
+        bus.once("user.*", handler)
+        bus.once("*", handler)
 
+        bus.emit_sync("user.login")
+        bus.emit_sync("user.login")
 
-def test_two_keys_run_twice(bus: EventBus) -> None:
-    """Same handler under two keys runs twice."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
-    bus.on("user.login", handler)
-    bus.on("*", handler)
+        assert calls == ["h", "h"]
 
-    report = bus.emit_sync("user.login")
+    def test_resubscribe_new_options(self, bus: EventBus) -> None:
+        """Resubscribing after off uses the new options."""
+        bus.on("a", _noop, priority=1)
+        bus.off("a", _noop)
+        bus.on("a", _noop, priority=7)
 
-    assert calls == ["h", "h"]
-    assert [result.handler.pattern for result in report.results] == ["user.login", "*"]
-    assert bus.listener_count() == 2
-
-
-def test_once_two_keys(bus: EventBus) -> None:
-    """Once handler under two keys runs once per key."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
-    bus.once("user.*", handler)
-    bus.once("*", handler)
-
-    bus.emit_sync("user.login")
-    bus.emit_sync("user.login")
-
-    assert calls == ["h", "h"]
-
-
-def test_resubscribe_new_options(bus: EventBus) -> None:
-    """Resubscribing after off uses the new options."""
-    bus.on("a", _noop, priority=1)
-    bus.off("a", _noop)
-    bus.on("a", _noop, priority=7)
-
-    assert [info.priority for info in bus.listeners("a")] == [7]
+        assert [info.priority for info in bus.listeners("a")] == [7]
 
 
 # ---------------------------------------------------------------- off
 
 
-def test_off_unsubscribes(bus: EventBus) -> None:
-    """Off returns true and unsubscribes."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
-    bus.on("a", handler)
+class TestOff:
+    def test_unsubscribes(self, bus: EventBus) -> None:
+        """Off returns true and unsubscribes."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
+        bus.on("a", handler)
 
-    assert bus.off("a", handler) is True
-    bus.emit_sync("a")
+        assert bus.off("a", handler) is True
+        bus.emit_sync("a")
 
-    assert calls == []
-    assert bus.listener_count() == 0
-    assert bus.topics() == ()
+        assert calls == []
+        assert bus.listener_count() == 0
+        assert bus.topics() == ()
 
+    def test_twice(self, bus: EventBus) -> None:
+        """Off a second time returns false."""
+        bus.on("a", _noop)
+        bus.off("a", _noop)
 
-def test_off_twice(bus: EventBus) -> None:
-    """Off a second time returns false."""
-    bus.on("a", _noop)
-    bus.off("a", _noop)
+        assert bus.off("a", _noop) is False
 
-    assert bus.off("a", _noop) is False
+    def test_unknown_handler(self, bus: EventBus) -> None:
+        """Off of a never subscribed handler returns false."""
+        bus.on("a", _noop)
 
+        assert bus.off("a", _other) is False
+        assert bus.off("b", _noop) is False
+        assert bus.listener_count() == 1
 
-def test_off_unknown_handler(bus: EventBus) -> None:
-    """Off of a never subscribed handler returns false."""
-    bus.on("a", _noop)
+    def test_exact_key(self, bus: EventBus) -> None:
+        """Off needs the exact key."""
+        bus.on("user.*", _noop)
+        bus.on("user.login", _other)
 
-    assert bus.off("a", _other) is False
-    assert bus.off("b", _noop) is False
-    assert bus.listener_count() == 1
+        assert bus.off("user.login", _noop) is False
+        assert bus.off("*", _noop) is False
+        assert bus.off("user.*", _other) is False
+        assert bus.listener_count() == 2
+        assert bus.off("user.*", _noop) is True
+        assert [info.callback for info in bus.listeners("user.*")] == [_other]
 
+    def test_leaves_others(self, bus: EventBus) -> None:
+        """Off leaves other handlers and keys."""
+        calls: list[str] = []
+        keep, drop = _recorder(calls, "keep"), _recorder(calls, "drop")
+        bus.on("a", keep)
+        bus.on("a", drop)
+        bus.on("*", drop)
 
-def test_off_exact_key(bus: EventBus) -> None:
-    """Off needs the exact key."""
-    bus.on("user.*", _noop)
-    bus.on("user.login", _other)
+        bus.off("a", drop)
+        bus.emit_sync("a")
 
-    assert bus.off("user.login", _noop) is False
-    assert bus.off("*", _noop) is False
-    assert bus.off("user.*", _other) is False
-    assert bus.listener_count() == 2
-    assert bus.off("user.*", _noop) is True
-    assert [info.callback for info in bus.listeners("user.*")] == [_other]
+        assert calls == ["keep", "drop"]  # the "*" subscription of drop stays
 
+    def test_once_before_run(self, bus: EventBus) -> None:
+        """Off of a once handler before it ran."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
+        bus.once("a", handler)
 
-def test_off_leaves_others(bus: EventBus) -> None:
-    """Off leaves other handlers and keys."""
-    calls: list[str] = []
-    keep, drop = _recorder(calls, "keep"), _recorder(calls, "drop")
-    bus.on("a", keep)
-    bus.on("a", drop)
-    bus.on("*", drop)
+        assert bus.off("a", handler) is True
+        bus.emit_sync("a")
 
-    bus.off("a", drop)
-    bus.emit_sync("a")
+        assert calls == []
 
-    assert calls == ["keep", "drop"]  # the "*" subscription of drop stays
+    def test_once_after_run(self, bus: EventBus) -> None:
+        """Off of a once handler after it ran returns false."""
+        bus.once("a", _noop)
+        bus.emit_sync("a")
 
+        assert bus.off("a", _noop) is False
 
-def test_off_once_before_run(bus: EventBus) -> None:
-    """Off of a once handler before it ran."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
-    bus.once("a", handler)
+    @pytest.mark.parametrize("handler", [None, 42, "handler"])
+    def test_non_callable(self, bus: EventBus, handler: object) -> None:
+        """Off with a non-callable raises TypeError."""
+        bus.on("a", _noop)
+        before = _state(bus)
 
-    assert bus.off("a", handler) is True
-    bus.emit_sync("a")
+        with pytest.raises(TypeError, match="handler"):
+            bus.off("a", handler)  # type: ignore[arg-type]
 
-    assert calls == []
-
-
-def test_off_once_after_run(bus: EventBus) -> None:
-    """Off of a once handler after it ran returns false."""
-    bus.once("a", _noop)
-    bus.emit_sync("a")
-
-    assert bus.off("a", _noop) is False
-
-
-@pytest.mark.parametrize("handler", [None, 42, "handler"])
-def test_off_non_callable(bus: EventBus, handler: object) -> None:
-    """Off with a non-callable raises TypeError."""
-    bus.on("a", _noop)
-    before = _state(bus)
-
-    with pytest.raises(TypeError, match="handler"):
-        bus.off("a", handler)  # type: ignore[arg-type]
-
-    assert _state(bus) == before
+        assert _state(bus) == before
 
 
 # ---------------------------------------------------------------- clear
@@ -617,193 +590,185 @@ def loaded(bus: EventBus) -> EventBus:
     return bus
 
 
-def test_clear_all(loaded: EventBus) -> None:
-    """Clear without arguments drops everything and counts."""
-    assert loaded.clear() == 6
-    assert loaded.listener_count() == 0
-    assert loaded.topics() == ()
-    assert loaded.emit_sync("user.login").results == ()
+class TestClear:
+    def test_all(self, loaded: EventBus) -> None:
+        """Clear without arguments drops everything and counts."""
+        assert loaded.clear() == 6
+        assert loaded.listener_count() == 0
+        assert loaded.topics() == ()
+        assert loaded.emit_sync("user.login").results == ()
 
+    def test_by_name(self, loaded: EventBus) -> None:
+        """Clear by name drops only that exact key."""
+        assert loaded.clear("user.login") == 2
+        assert loaded.topics() == ("*", "order.paid", "user.*")
+        assert loaded.listener_count() == 4
 
-def test_clear_by_name(loaded: EventBus) -> None:
-    """Clear by name drops only that exact key."""
-    assert loaded.clear("user.login") == 2
-    assert loaded.topics() == ("*", "order.paid", "user.*")
-    assert loaded.listener_count() == 4
+    def test_by_pattern(self, loaded: EventBus) -> None:
+        """Clear by pattern drops only that pattern key."""
+        assert loaded.clear("user.*") == 2
+        assert loaded.topics() == ("*", "order.paid", "user.login")
 
+    def test_by_owner(self, loaded: EventBus) -> None:
+        """Clear by owner drops that owners subscriptions."""
+        assert loaded.clear(owner="auth") == 2
+        assert [(i.pattern, i.owner) for i in loaded.listeners("*")] == [
+            ("user.login", None),
+            ("user.*", "audit"),
+            ("*", "audit"),
+            ("order.paid", None),
+        ]
 
-def test_clear_by_pattern(loaded: EventBus) -> None:
-    """Clear by pattern drops only that pattern key."""
-    assert loaded.clear("user.*") == 2
-    assert loaded.topics() == ("*", "order.paid", "user.login")
+    def test_name_and_owner(self, loaded: EventBus) -> None:
+        """Clear by name and owner drops the intersection."""
+        assert loaded.clear("user.*", owner="audit") == 1
+        assert [(i.pattern, i.owner) for i in loaded.listeners("user.*")] == [
+            ("user.login", "auth"),
+            ("user.login", None),
+            ("user.*", "auth"),
+            ("*", "audit"),
+        ]
 
+    @pytest.mark.parametrize(
+        ("name", "owner"),
+        [
+            ("nothing.here", None),
+            (None, "nobody"),
+            ("user.login", "audit"),
+            ("user.profile.*", None),
+        ],
+    )
+    def test_nothing(self, loaded: EventBus, name: str | None, owner: str | None) -> None:
+        """Clear of nothing returns zero and changes nothing."""
+        before = _state(loaded)
 
-def test_clear_by_owner(loaded: EventBus) -> None:
-    """Clear by owner drops that owners subscriptions."""
-    assert loaded.clear(owner="auth") == 2
-    assert [(i.pattern, i.owner) for i in loaded.listeners("*")] == [
-        ("user.login", None),
-        ("user.*", "audit"),
-        ("*", "audit"),
-        ("order.paid", None),
-    ]
+        assert loaded.clear(name, owner=owner) == 0
+        assert _state(loaded) == before
 
+    def test_empty_bus(self, bus: EventBus) -> None:
+        """Clear on an empty bus returns zero."""
+        assert bus.clear() == 0
 
-def test_clear_name_and_owner(loaded: EventBus) -> None:
-    """Clear by name and owner drops the intersection."""
-    assert loaded.clear("user.*", owner="audit") == 1
-    assert [(i.pattern, i.owner) for i in loaded.listeners("user.*")] == [
-        ("user.login", "auth"),
-        ("user.login", None),
-        ("user.*", "auth"),
-        ("*", "audit"),
-    ]
+    @pytest.mark.parametrize("owner", [42, b"auth", ["auth"]])
+    def test_non_str_owner(self, loaded: EventBus, owner: object) -> None:
+        """Clear with a non-str owner raises TypeError."""
+        before = _state(loaded)
 
+        with pytest.raises(TypeError, match="owner"):
+            loaded.clear(owner=owner)  # type: ignore[arg-type]
 
-@pytest.mark.parametrize(
-    ("name", "owner"),
-    [("nothing.here", None), (None, "nobody"), ("user.login", "audit"), ("user.profile.*", None)],
-)
-def test_clear_nothing(loaded: EventBus, name: str | None, owner: str | None) -> None:
-    """Clear of nothing returns zero and changes nothing."""
-    before = _state(loaded)
+        assert _state(loaded) == before
 
-    assert loaded.clear(name, owner=owner) == 0
-    assert _state(loaded) == before
+    def test_subscribe_after_clear(self, loaded: EventBus) -> None:
+        """Handlers can subscribe again after clear."""
+        loaded.clear()
+        loaded.on("user.login", _noop, priority=4)
 
-
-def test_clear_empty_bus(bus: EventBus) -> None:
-    """Clear on an empty bus returns zero."""
-    assert bus.clear() == 0
-
-
-@pytest.mark.parametrize("owner", [42, b"auth", ["auth"]])
-def test_clear_non_str_owner(loaded: EventBus, owner: object) -> None:
-    """Clear with a non-str owner raises TypeError."""
-    before = _state(loaded)
-
-    with pytest.raises(TypeError, match="owner"):
-        loaded.clear(owner=owner)  # type: ignore[arg-type]
-
-    assert _state(loaded) == before
-
-
-def test_subscribe_after_clear(loaded: EventBus) -> None:
-    """Handlers can subscribe again after clear."""
-    loaded.clear()
-    loaded.on("user.login", _noop, priority=4)
-
-    assert [(i.pattern, i.priority) for i in loaded.listeners("user.login")] == [("user.login", 4)]
+        assert [(i.pattern, i.priority) for i in loaded.listeners("user.login")] == [
+            ("user.login", 4)
+        ]
 
 
 # ---------------------------------------------------------------- subscribed
 
 
-def test_subscribed_block_only(bus: EventBus) -> None:
-    """Subscribed handler runs inside the block only."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
+class TestSubscribed:
+    def test_block_only(self, bus: EventBus) -> None:
+        """Subscribed handler runs inside the block only."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
 
-    with bus.subscribed("a", handler):
+        with bus.subscribed("a", handler):
+            bus.emit_sync("a")
+            assert bus.listener_count("a") == 1
         bus.emit_sync("a")
-        assert bus.listener_count("a") == 1
-    bus.emit_sync("a")
 
-    assert calls == ["h"]
-    assert bus.listener_count() == 0
-    assert bus.topics() == ()
+        assert calls == ["h"]
+        assert bus.listener_count() == 0
+        assert bus.topics() == ()
 
+    def test_yields_handler(self, bus: EventBus) -> None:
+        """Subscribed yields the handler."""
+        with bus.subscribed("a", _noop) as handler:
+            assert handler is _noop
 
-def test_subscribed_yields_handler(bus: EventBus) -> None:
-    """Subscribed yields the handler."""
-    with bus.subscribed("a", _noop) as handler:
-        assert handler is _noop
+    def test_options(self, bus: EventBus) -> None:
+        """Subscribed applies the options."""
+        with bus.subscribed("a", _noop, priority=4, owner="mod", predicate=bool, timeout=1.5):
+            (info,) = bus.listeners("a")
+            assert (info.priority, info.owner, info.has_predicate, info.timeout) == (
+                4,
+                "mod",
+                True,
+                1.5,
+            )
 
+    def test_keeps_existing(self, bus: EventBus) -> None:
+        """Subscribed leaves a pre existing subscription in place."""
+        bus.on("a", _noop, priority=2)
 
-def test_subscribed_options(bus: EventBus) -> None:
-    """Subscribed applies the options."""
-    with bus.subscribed("a", _noop, priority=4, owner="mod", predicate=bool, timeout=1.5):
-        (info,) = bus.listeners("a")
-        assert (info.priority, info.owner, info.has_predicate, info.timeout) == (
-            4,
-            "mod",
-            True,
-            1.5,
-        )
+        with bus.subscribed("a", _noop, priority=9):
+            assert [info.priority for info in bus.listeners("a")] == [2]
 
-
-def test_subscribed_keeps_existing(bus: EventBus) -> None:
-    """Subscribed leaves a pre existing subscription in place."""
-    bus.on("a", _noop, priority=2)
-
-    with bus.subscribed("a", _noop, priority=9):
         assert [info.priority for info in bus.listeners("a")] == [2]
 
-    assert [info.priority for info in bus.listeners("a")] == [2]
+    def test_block_raises(self, bus: EventBus) -> None:
+        """Subscribed unsubscribes when the block raises."""
+        with pytest.raises(RuntimeError, match="inside the block"), bus.subscribed("a", _noop):
+            raise RuntimeError("inside the block")
 
-
-def test_subscribed_block_raises(bus: EventBus) -> None:
-    """Subscribed unsubscribes when the block raises."""
-    with pytest.raises(RuntimeError, match="inside the block"), bus.subscribed("a", _noop):
-        raise RuntimeError("inside the block")
-
-    assert bus.listener_count() == 0
-
-
-def test_subscribed_once_used(bus: EventBus) -> None:
-    """Subscribed once handler used inside the block exits cleanly."""
-    calls: list[str] = []
-
-    with bus.subscribed("a", _recorder(calls, "h"), once=True):
-        bus.emit_sync("a")
-        bus.emit_sync("a")
         assert bus.listener_count() == 0
 
-    assert calls == ["h"]
+    def test_once_used(self, bus: EventBus) -> None:
+        """Subscribed once handler used inside the block exits cleanly."""
+        calls: list[str] = []
 
+        with bus.subscribed("a", _recorder(calls, "h"), once=True):
+            bus.emit_sync("a")
+            bus.emit_sync("a")
+            assert bus.listener_count() == 0
 
-def test_subscribed_removed_inside(bus: EventBus) -> None:
-    """Subscribed handler removed inside the block exits cleanly."""
-    with bus.subscribed("a", _noop):
-        assert bus.off("a", _noop) is True
+        assert calls == ["h"]
 
-    assert bus.listener_count() == 0
+    def test_removed_inside(self, bus: EventBus) -> None:
+        """Subscribed handler removed inside the block exits cleanly."""
+        with bus.subscribed("a", _noop):
+            assert bus.off("a", _noop) is True
 
+        assert bus.listener_count() == 0
 
-def test_subscribed_resubscription(bus: EventBus) -> None:
-    """Subscribed does not remove a resubscription made in the block."""
-    with bus.subscribed("a", _noop):
-        bus.off("a", _noop)
-        bus.on("a", _noop, priority=3)
+    def test_resubscription(self, bus: EventBus) -> None:
+        """Subscribed does not remove a resubscription made in the block."""
+        with bus.subscribed("a", _noop):
+            bus.off("a", _noop)
+            bus.on("a", _noop, priority=3)
 
-    assert [info.priority for info in bus.listeners("a")] == [3]
+        assert [info.priority for info in bus.listeners("a")] == [3]
 
+    def test_nested(self, bus: EventBus) -> None:
+        """Subscribed blocks can nest on different keys."""
+        calls: list[str] = []
+        handler = _recorder(calls, "h")
 
-def test_subscribed_nested(bus: EventBus) -> None:
-    """Subscribed blocks can nest on different keys."""
-    calls: list[str] = []
-    handler = _recorder(calls, "h")
+        with bus.subscribed("a", handler), bus.subscribed("*", handler):
+            bus.emit_sync("a")
+            assert bus.listener_count() == 2
 
-    with bus.subscribed("a", handler), bus.subscribed("*", handler):
-        bus.emit_sync("a")
-        assert bus.listener_count() == 2
+        assert calls == ["h", "h"]
+        assert bus.listener_count() == 0
 
-    assert calls == ["h", "h"]
-    assert bus.listener_count() == 0
+    async def test_async(self, bus: EventBus) -> None:
+        """subscribed works with an async handler."""
+        seen: list[str] = []
 
+        async def handler(event: Event) -> None:
+            seen.append(event.name)
 
-async def test_subscribed_async(bus: EventBus) -> None:
-    """subscribed works with an async handler."""
-    seen: list[str] = []
-
-    async def handler(event: Event) -> None:
-        seen.append(event.name)
-
-    with bus.subscribed("a", handler):
+        with bus.subscribed("a", handler):
+            await bus.emit("a")
         await bus.emit("a")
-    await bus.emit("a")
 
-    assert seen == ["a"]
+        assert seen == ["a"]
 
 
 # ---------------------------------------------------------------- bad input (decision 20)
@@ -828,6 +793,8 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"predicate": 1}, TypeError, "predicate"),
     ({"predicate": "event.n > 1"}, TypeError, "predicate"),
 ]
+
+
 BAD_ONCE: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"once": 1}, TypeError, "once"),
     ({"once": None}, TypeError, "once"),
@@ -858,230 +825,115 @@ SUBSCRIBERS: dict[str, Callable[[EventBus, dict[str, Any]], object]] = {
     "once-decorator": lambda bus, kw: bus.once("a", **kw),
     "subscribed": _subscribe_with_block,
 }
+
+
 SUBSCRIBERS_WITH_ONCE = {k: v for k, v in SUBSCRIBERS.items() if not k.startswith("once")}
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_OPTIONS, ids=_ids(BAD_OPTIONS))
-@pytest.mark.parametrize("subscriber", SUBSCRIBERS)
-def test_bad_option(
-    busy: EventBus,
-    subscriber: str,
-    kwargs: dict[str, Any],
-    error: type[Exception],
-    message: str,
-) -> None:
-    """Bad option raises and leaves the bus unchanged."""
-    before = _state(busy)
+class TestBadInput:
+    @pytest.mark.parametrize(("kwargs", "error", "message"), BAD_OPTIONS, ids=_ids(BAD_OPTIONS))
+    @pytest.mark.parametrize("subscriber", SUBSCRIBERS)
+    def test_bad_option(
+        self,
+        busy: EventBus,
+        subscriber: str,
+        kwargs: dict[str, Any],
+        error: type[Exception],
+        message: str,
+    ) -> None:
+        """Bad option raises and leaves the bus unchanged."""
+        before = _state(busy)
 
-    with pytest.raises(error, match=message):
-        SUBSCRIBERS[subscriber](busy, kwargs)
+        with pytest.raises(error, match=message):
+            SUBSCRIBERS[subscriber](busy, kwargs)
 
-    assert _state(busy) == before
+        assert _state(busy) == before
 
+    @pytest.mark.parametrize(("kwargs", "error", "message"), BAD_ONCE, ids=_ids(BAD_ONCE))
+    @pytest.mark.parametrize("subscriber", SUBSCRIBERS_WITH_ONCE)
+    def test_non_bool_once(
+        self,
+        busy: EventBus,
+        subscriber: str,
+        kwargs: dict[str, Any],
+        error: type[Exception],
+        message: str,
+    ) -> None:
+        """Non-bool once raises and leaves the bus unchanged."""
+        before = _state(busy)
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_ONCE, ids=_ids(BAD_ONCE))
-@pytest.mark.parametrize("subscriber", SUBSCRIBERS_WITH_ONCE)
-def test_non_bool_once(
-    busy: EventBus,
-    subscriber: str,
-    kwargs: dict[str, Any],
-    error: type[Exception],
-    message: str,
-) -> None:
-    """Non-bool once raises and leaves the bus unchanged."""
-    before = _state(busy)
+        with pytest.raises(error, match=message):
+            SUBSCRIBERS_WITH_ONCE[subscriber](busy, kwargs)
 
-    with pytest.raises(error, match=message):
-        SUBSCRIBERS_WITH_ONCE[subscriber](busy, kwargs)
+        assert _state(busy) == before
 
-    assert _state(busy) == before
+    @pytest.mark.parametrize("handler", [42, "handler", object(), Event("a")], ids=repr)
+    @pytest.mark.parametrize("method", ["on", "once"])
+    def test_non_callable_handler(self, busy: EventBus, method: str, handler: object) -> None:
+        """Non-callable handler raises TypeError."""
+        before = _state(busy)
 
+        with pytest.raises(TypeError, match="handler"):
+            getattr(busy, method)("a", handler)
 
-@pytest.mark.parametrize("handler", [42, "handler", object(), Event("a")], ids=repr)
-@pytest.mark.parametrize("method", ["on", "once"])
-def test_non_callable_handler(busy: EventBus, method: str, handler: object) -> None:
-    """Non-callable handler raises TypeError."""
-    before = _state(busy)
+        assert _state(busy) == before
 
-    with pytest.raises(TypeError, match="handler"):
-        getattr(busy, method)("a", handler)
+    @pytest.mark.parametrize("handler", [None, 42, "handler"])
+    def test_subscribed_non_callable(self, busy: EventBus, handler: object) -> None:
+        """Subscribed with a non-callable handler raises TypeError."""
+        before = _state(busy)
 
-    assert _state(busy) == before
+        with pytest.raises(TypeError, match="handler"), busy.subscribed("a", handler):  # type: ignore[arg-type]
+            raise AssertionError("the block must not run")
 
+        assert _state(busy) == before
 
-@pytest.mark.parametrize("handler", [None, 42, "handler"])
-def test_subscribed_non_callable(busy: EventBus, handler: object) -> None:
-    """Subscribed with a non-callable handler raises TypeError."""
-    before = _state(busy)
+    def test_decorator_raises_early(self, busy: EventBus) -> None:
+        """Decorator form raises at the on call not at decoration."""
+        before = _state(busy)
 
-    with pytest.raises(TypeError, match="handler"), busy.subscribed("a", handler):  # type: ignore[arg-type]
-        raise AssertionError("the block must not run")
+        with pytest.raises(TypeError, match="priority"):
+            busy.on("a", priority="high")  # type: ignore[call-overload]
 
-    assert _state(busy) == before
+        assert _state(busy) == before
 
+    def test_decorator_non_callable(self, busy: EventBus) -> None:
+        """Decorator with a non-callable raises TypeError."""
+        decorator = busy.on("a")
+        before = _state(busy)
 
-def test_decorator_raises_early(busy: EventBus) -> None:
-    """Decorator form raises at the on call not at decoration."""
-    before = _state(busy)
+        with pytest.raises(TypeError, match="handler"):
+            decorator(42)  # type: ignore[type-var]
 
-    with pytest.raises(TypeError, match="priority"):
-        busy.on("a", priority="high")  # type: ignore[call-overload]
+        assert _state(busy) == before
 
-    assert _state(busy) == before
+    @pytest.mark.parametrize("timeout", [0, 0.0, 1, 2.5, math.inf])
+    def test_timeouts_accepted(self, bus: EventBus, timeout: float) -> None:
+        """Zero positive and infinite timeouts are accepted."""
+        bus.on("a", _noop, timeout=timeout)
 
+        assert bus.listeners("a")[0].timeout == timeout
 
-def test_decorator_non_callable(busy: EventBus) -> None:
-    """Decorator with a non-callable raises TypeError."""
-    decorator = busy.on("a")
-    before = _state(busy)
+    @pytest.mark.parametrize("priority", [-(10**20), -1, 0, 1, 10**20])
+    def test_int_priority(self, bus: EventBus, priority: int) -> None:
+        """Any int priority is accepted."""
+        bus.on("a", _noop, priority=priority)
 
-    with pytest.raises(TypeError, match="handler"):
-        decorator(42)  # type: ignore[type-var]
+        assert bus.listeners("a")[0].priority == priority
 
-    assert _state(busy) == before
+    def test_int_subclass_priority(self, bus: EventBus) -> None:
+        """Int subclass priority other than bool is accepted."""
 
+        class Level(int):
+            pass
 
-@pytest.mark.parametrize("timeout", [0, 0.0, 1, 2.5, math.inf])
-def test_timeouts_accepted(bus: EventBus, timeout: float) -> None:
-    """Zero positive and infinite timeouts are accepted."""
-    bus.on("a", _noop, timeout=timeout)
+        bus.on("a", _noop, priority=Level(3))
+        bus.on("a", _other)
 
-    assert bus.listeners("a")[0].timeout == timeout
-
-
-@pytest.mark.parametrize("priority", [-(10**20), -1, 0, 1, 10**20])
-def test_int_priority(bus: EventBus, priority: int) -> None:
-    """Any int priority is accepted."""
-    bus.on("a", _noop, priority=priority)
-
-    assert bus.listeners("a")[0].priority == priority
-
-
-def test_int_subclass_priority(bus: EventBus) -> None:
-    """Int subclass priority other than bool is accepted."""
-
-    class Level(int):
-        pass
-
-    bus.on("a", _noop, priority=Level(3))
-    bus.on("a", _other)
-
-    assert [info.callback for info in bus.listeners("a")] == [_noop, _other]
+        assert [info.callback for info in bus.listeners("a")] == [_noop, _other]
 
 
 # ---------------------------------------------------------------- kinds of handlers
-
-
-async def test_bound_method(bus: EventBus) -> None:
-    """Bound method handler receives the event."""
-    counter = Counter()
-    bus.on("a", counter.handle)
-
-    report = await bus.emit("a", k=1)
-
-    assert counter.events == [report.event]
-    assert report.values == ("method",)
-
-
-async def test_async_bound_method(bus: EventBus) -> None:
-    """Async bound method handler is awaited."""
-    counter = Counter()
-    bus.on("a", counter.handle_async)
-
-    report = await bus.emit("a")
-
-    assert counter.events == [report.event]
-    assert report.values == ("async method",)
-
-
-async def test_callable_object(bus: EventBus) -> None:
-    """Callable object handler is called."""
-    handler = CallableCounter()
-    bus.on("a", handler)
-
-    report = await bus.emit("a")
-
-    assert handler.events == [report.event]
-    assert report.values == ("callable",)
-
-
-async def test_async_callable_object(bus: EventBus) -> None:
-    """Async callable object handler is awaited."""
-    handler = AsyncCallable()
-    bus.on("a", handler)
-
-    report = await bus.emit("a")
-
-    assert handler.events == [report.event]
-    assert report.values == ("async callable",)
-
-
-async def test_partial(bus: EventBus) -> None:
-    """Partial handler is called with the event."""
-    seen: list[tuple[str, Event]] = []
-
-    def handler(label: str, event: Event) -> str:
-        seen.append((label, event))
-        return label
-
-    bus.on("a", functools.partial(handler, "bound"))
-
-    report = await bus.emit("a")
-
-    assert seen == [("bound", report.event)]
-    assert report.values == ("bound",)
-
-
-async def test_async_partial(bus: EventBus) -> None:
-    """Partial of an async function is awaited."""
-
-    async def handler(label: str, event: Event) -> str:
-        return f"{label}:{event.name}"
-
-    bus.on("a", functools.partial(handler, "p"))
-
-    report = await bus.emit("a")
-
-    assert report.values == ("p:a",)
-
-
-def test_off_callables_partials(bus: EventBus) -> None:
-    """Off works for callable objects and partials."""
-    callable_object = CallableCounter()
-    partial = functools.partial(_recorder, [], "x")
-    bus.on("a", callable_object)
-    bus.on("a", partial)
-
-    assert bus.off("a", callable_object) is True
-    assert bus.off("a", partial) is True
-    assert bus.listener_count() == 0
-
-
-def test_distinct_partials(bus: EventBus) -> None:
-    """Two distinct partials of one function are two subscriptions."""
-    calls: list[str] = []
-
-    def handler(label: str, event: Event) -> None:
-        calls.append(label)
-
-    bus.on("a", functools.partial(handler, "x"))
-    bus.on("a", functools.partial(handler, "y"))
-
-    bus.emit_sync("a")
-
-    assert calls == ["x", "y"]
-    assert bus.listener_count("a") == 2
-
-
-def test_info_read_only(bus: EventBus) -> None:
-    """HandlerInfo in listeners is read-only."""
-    bus.on("a", _noop)
-    (info,) = bus.listeners("a")
-
-    assert isinstance(info, HandlerInfo)
-    with pytest.raises(AttributeError):
-        info.priority = 5  # type: ignore[misc]
-    assert bus.listeners("a")[0].priority == 0
 
 
 class Notifier:
@@ -1094,29 +946,132 @@ class Notifier:
         return None
 
 
-@pytest.mark.parametrize("func", ["email", _other], ids=["str", "function"])
-def test_info_name_callable_object(bus: EventBus, func: object) -> None:
-    """HandlerInfo's name of a callable object with a ``__func__`` attribute is its class.
+class TestHandlerKinds:
+    async def test_bound_method(self, bus: EventBus) -> None:
+        """Bound method handler receives the event."""
+        counter = Counter()
+        bus.on("a", counter.handle)
 
-    Regression: any callable with a `func` attribute was named after that attribute.
-    """
-    bus.on("a", Notifier(func))
+        report = await bus.emit("a", k=1)
 
-    assert bus.listeners("a")[0].name == f"{__name__}.Notifier"
+        assert counter.events == [report.event]
+        assert report.values == ("method",)
 
+    async def test_async_bound_method(self, bus: EventBus) -> None:
+        """Async bound method handler is awaited."""
+        counter = Counter()
+        bus.on("a", counter.handle_async)
 
-@pytest.mark.parametrize(
-    ("make", "expected"),
-    [
-        (lambda: functools.partial(_recorder, [], "x"), "_recorder"),
-        (lambda: functools.partial(Counter().handle), "Counter.handle"),
-    ],
-    ids=["function", "bound method"],
-)
-def test_info_name_partial(
-    bus: EventBus, make: Callable[[], Callable[[Event], Any]], expected: str
-) -> None:
-    """HandlerInfo's name of a partial is the wrapped callable's."""
-    bus.on("a", make())
+        report = await bus.emit("a")
 
-    assert bus.listeners("a")[0].name == f"{__name__}.{expected}"
+        assert counter.events == [report.event]
+        assert report.values == ("async method",)
+
+    async def test_callable_object(self, bus: EventBus) -> None:
+        """Callable object handler is called."""
+        handler = CallableCounter()
+        bus.on("a", handler)
+
+        report = await bus.emit("a")
+
+        assert handler.events == [report.event]
+        assert report.values == ("callable",)
+
+    async def test_async_callable_object(self, bus: EventBus) -> None:
+        """Async callable object handler is awaited."""
+        handler = AsyncCallable()
+        bus.on("a", handler)
+
+        report = await bus.emit("a")
+
+        assert handler.events == [report.event]
+        assert report.values == ("async callable",)
+
+    async def test_partial(self, bus: EventBus) -> None:
+        """Partial handler is called with the event."""
+        seen: list[tuple[str, Event]] = []
+
+        def handler(label: str, event: Event) -> str:
+            seen.append((label, event))
+            return label
+
+        bus.on("a", functools.partial(handler, "bound"))
+
+        report = await bus.emit("a")
+
+        assert seen == [("bound", report.event)]
+        assert report.values == ("bound",)
+
+    async def test_async_partial(self, bus: EventBus) -> None:
+        """Partial of an async function is awaited."""
+
+        async def handler(label: str, event: Event) -> str:
+            return f"{label}:{event.name}"
+
+        bus.on("a", functools.partial(handler, "p"))
+
+        report = await bus.emit("a")
+
+        assert report.values == ("p:a",)
+
+    def test_off_callables_partials(self, bus: EventBus) -> None:
+        """Off works for callable objects and partials."""
+        callable_object = CallableCounter()
+        partial = functools.partial(_recorder, [], "x")
+        bus.on("a", callable_object)
+        bus.on("a", partial)
+
+        assert bus.off("a", callable_object) is True
+        assert bus.off("a", partial) is True
+        assert bus.listener_count() == 0
+
+    def test_distinct_partials(self, bus: EventBus) -> None:
+        """Two distinct partials of one function are two subscriptions."""
+        calls: list[str] = []
+
+        def handler(label: str, event: Event) -> None:
+            calls.append(label)
+
+        bus.on("a", functools.partial(handler, "x"))
+        bus.on("a", functools.partial(handler, "y"))
+
+        bus.emit_sync("a")
+
+        assert calls == ["x", "y"]
+        assert bus.listener_count("a") == 2
+
+    def test_info_read_only(self, bus: EventBus) -> None:
+        """HandlerInfo in listeners is read-only."""
+        bus.on("a", _noop)
+        (info,) = bus.listeners("a")
+
+        assert isinstance(info, HandlerInfo)
+        with pytest.raises(AttributeError):
+            info.priority = 5  # type: ignore[misc]
+        assert bus.listeners("a")[0].priority == 0
+
+    @pytest.mark.parametrize("func", ["email", _other], ids=["str", "function"])
+    def test_info_name_callable_object(self, bus: EventBus, func: object) -> None:
+        """HandlerInfo's name of a callable object with a ``__func__`` attribute is its class.
+
+        Regression: any callable with a `func` attribute was named after that attribute.
+        """
+        bus.on("a", Notifier(func))
+
+        assert bus.listeners("a")[0].name == f"{__name__}.Notifier"
+
+    @pytest.mark.parametrize(
+        ("make", "expected"),
+        [
+            (lambda: functools.partial(_recorder, [], "x"), "_recorder"),
+            (lambda: functools.partial(Counter().handle), "Counter.handle"),
+        ],
+        ids=["function", "bound method"],
+    )
+    def test_info_name_partial(
+        self, bus: EventBus, make: Callable[[], Callable[[Event], Any]], expected: str
+    ) -> None:
+        """HandlerInfo's name of a partial is the wrapped callable's."""
+        bus.on("a", make())
+
+        assert bus.listeners("a")[0].name == f"{__name__}.{expected}"
