@@ -25,8 +25,8 @@ from typing import Any, Final, Self, final
 import structlog
 
 from ._bus import EventBus
+from ._checks import check_count, check_timeout
 from ._entries import text
-from ._handlers import check_count, check_timeout
 from ._redis_inbound import Consumer, Options
 from ._redis_link import DOWN, Link, redis
 from ._redis_outbound import Outbox

@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from eventbus import EmitReport, Event, EventBus, HandlerInfo, HandlerResult
-from eventbus._bus import _MAX_CACHED_ROUTES
+from eventbus._routes import MAX_CACHED_ROUTES as _MAX_CACHED_ROUTES
 
 # ---------------------------------------------------------------- order and calling
 
