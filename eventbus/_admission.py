@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from time import time
-from typing import Any, Final, final
+from typing import Any, Final, NoReturn, final
 
 from ._catalog import check_payload
-from ._chain import Frame, chain_names, loops_back, runs_on
+from ._chain import Frame, chain_names, loops_back, runs_on, stand_in_chain
 from ._errors import BusClosedError, ReentrancyError
 from ._event import Event, new_event, next_serial
 from ._lifecycle import Lifecycle
 from ._logging import BusLog
+from ._names import check_name
 from ._routes import Route
 from ._taps import Tap
 
@@ -91,6 +92,29 @@ class Admission:
             check_payload(name, route.payload_check, payload)
         if chain is not None or depth:
             self._refuse_if_looping(route, depth, chain)
+
+    def receive(
+        self, route: Route, event: Event, chain: tuple[str, ...], skip: Tap | None
+    ) -> Frame | None:
+        """Check an event made in another process as a top-level emission (no
+        handler of this bus emitted it), show it to every tap but ``skip``, and
+        return frames standing for ``chain``, the emissions that led to it there."""
+        ancestors = stand_in_chain(self.owner, tuple(check_name(name) for name in chain), event)
+        self.check(route, event.payload, event.depth, ancestors, None)
+        taps = tuple(tap for tap in route.taps if tap is not skip)
+        if taps:
+            show_taps(taps, event, ancestors)
+        return ancestors
+
+    def refuse_async_in_loop(self, route: Route, parent: Frame | None) -> NoReturn:
+        """``emit_sync`` in a running loop's thread cannot run the route's async handlers."""
+        if self._lifecycle.closing:
+            self.refuse_if_closed(route.name, parent)
+        async_names = ", ".join(info.name for info in route.handlers if info.is_async)
+        raise RuntimeError(
+            f"emit_sync({route.name!r}) inside a running event loop cannot run async handlers "
+            f"({async_names}); use `await bus.emit(...)` or `bus.publish(...)`"
+        )
 
     def refuse_if_closed(self, name: str, emitter: Frame | None) -> None:
         """Raise ``BusClosedError`` unless ``emitter`` runs on this bus and it is

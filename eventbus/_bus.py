@@ -18,18 +18,18 @@ from threading import RLock
 from time import time
 from typing import Any, Final, Self, TypeVar, Unpack, final, overload
 
-from ._admission import Admission, show_taps
+from ._admission import Admission
 from ._catalog import EventSpec, make_spec
-from ._chain import Frame, current_frame, runs_on, stand_in_chain
-from ._checks import check_count, check_timeout
-from ._dispatch import dispatch, dispatch_sync
+from ._chain import Frame, current_frame, runs_on
+from ._checks import check_bus_options, check_count, check_timeout
+from ._dispatch import Hooks, dispatch, dispatch_sync
 from ._errors import safe_repr
 from ._event import Event, new_event, next_serial
 from ._failures import ErrorHook, Failures
 from ._handlers import HandlerInfo, check_handler
 from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
-from ._names import check_name, check_pattern, is_pattern
+from ._names import check_name, check_pattern
 from ._options import OnceOptions, Options, SubscribeOptions, options_from
 from ._report import EmitReport, new_report
 from ._routes import Route, Router
@@ -53,13 +53,11 @@ class EventBus:
     __slots__ = (
         "__weakref__",
         "_admission",
-        "_discard",
-        "_failures",
         "_gate",
         "_handler_timeout",
+        "_hooks",
         "_lifecycle",
         "_log",
-        "_loop_elsewhere",
         "_name",
         "_router",
     )
@@ -74,14 +72,7 @@ class EventBus:
         handler_timeout: float | None = None,
         on_error: ErrorHook | None = None,
     ) -> None:
-        if not isinstance(name, str):
-            raise TypeError(f"bus name must be a str, not {type(name).__name__}")
-        if not name:
-            raise ValueError("bus name must not be empty")
-        if not isinstance(strict, bool):
-            raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
-        if on_error is not None and not callable(on_error):
-            raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")
+        check_bus_options(name, strict, on_error)
         depth = check_count(max_depth, "max_depth", minimum=0)
         lock = RLock()
         log = BusLog(name, logger)
@@ -94,9 +85,8 @@ class EventBus:
         self._router: Final = router
         self._lifecycle: Final = lifecycle
         self._admission: Final = Admission(self, depth, lifecycle, log)
-        self._failures: Final = Failures(log, on_error, lifecycle)
-        self._discard: Final = router.table.discard
-        self._loop_elsewhere: Final = lifecycle.running_loop_elsewhere
+        failures = Failures(log, on_error, lifecycle)
+        self._hooks: Final = Hooks(failures, router.table.discard, lifecycle.running_loop_elsewhere)
 
     @property
     def name(self) -> str:
@@ -183,7 +173,7 @@ class EventBus:
             yield handler
         finally:
             if info is not None:
-                self._discard(info)
+                self._router.table.discard(info)
 
     def clear(self, name: str | None = None, *, owner: str | None = None) -> int:
         """Drop subscriptions: all of them, those made with exactly ``name`` (a
@@ -262,7 +252,7 @@ class EventBus:
             if route.calls:
                 token = current_frame.set((self, event, parent))
                 try:
-                    report = await dispatch(route, event, self._failures, self._discard)
+                    report = await dispatch(route, event, self._hooks)
                 finally:
                     current_frame.reset(token)
             else:
@@ -291,7 +281,7 @@ class EventBus:
         life = self._lifecycle
         running = _get_running_loop()
         if running is not None and route.has_async:
-            self._refuse_async_in_loop(route)
+            self._admission.refuse_async_in_loop(route, current_frame.get())
         parent = current_frame.get()
         inflight = life.inflight
         inflight.append(None)
@@ -305,14 +295,7 @@ class EventBus:
             if route.calls:
                 token = current_frame.set((self, event, parent))
                 try:
-                    report = dispatch_sync(
-                        route,
-                        event,
-                        self._failures,
-                        self._discard,
-                        self._loop_elsewhere,
-                        running is not None,
-                    )
+                    report = dispatch_sync(route, event, self._hooks, running is not None)
                 finally:
                     current_frame.reset(token)
             else:
@@ -325,15 +308,6 @@ class EventBus:
             inflight.pop()
             if life.closing:
                 life.wake_closers()
-
-    def _refuse_async_in_loop(self, route: Route) -> None:
-        if self._lifecycle.closing:
-            self._admission.refuse_if_closed(route.name, current_frame.get())
-        async_names = ", ".join(info.name for info in route.handlers if info.is_async)
-        raise RuntimeError(
-            f"emit_sync({route.name!r}) inside a running event loop cannot run async handlers "
-            f"({async_names}); use `await bus.emit(...)` or `bus.publish(...)`"
-        )
 
     def publish(
         self, name: str, /, *, source: str | None = None, **payload: Any
@@ -377,17 +351,11 @@ class EventBus:
         if not isinstance(event, Event):
             raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
         route = self._router.route(event.name)
-        ancestors = stand_in_chain(self, tuple(check_name(name) for name in chain), event)
         life = self._lifecycle
-        loop = _get_running_loop()
-        if loop is not life.loop:
-            life.adopt(loop)
+        life.adopt(_get_running_loop())
         life.inflight.append(None)
-        try:  # top-level here, whatever its depth: no emitter among this bus's handlers
-            self._admission.check(route, event.payload, event.depth, ancestors, None)
-            taps = tuple(tap for tap in route.taps if tap is not skip)
-            if taps:
-                show_taps(taps, event, ancestors)
+        try:
+            ancestors = self._admission.receive(route, event, chain, skip)
             return await self._deliver(route, event, ancestors)
         finally:
             life.finish_one()
@@ -397,7 +365,7 @@ class EventBus:
         if route.calls:
             token = current_frame.set((self, event, parent))
             try:
-                report = await dispatch(route, event, self._failures, self._discard)
+                report = await dispatch(route, event, self._hooks)
             finally:
                 current_frame.reset(token)
         else:
@@ -435,13 +403,7 @@ class EventBus:
     def bind(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Make ``loop`` (default: the running loop) the bus's home loop: where
         ``emit_sync`` from a thread with no running loop runs async handlers."""
-        if loop is None:
-            loop = _get_running_loop()
-            if loop is None:
-                raise RuntimeError("bind() with no argument needs a running event loop")
-        elif not isinstance(loop, asyncio.AbstractEventLoop):
-            raise TypeError(f"bind() needs an event loop, not {type(loop).__name__}")
-        self._lifecycle.adopt(loop)
+        self._lifecycle.bind(loop)
 
     # ------------------------------------------------------------------ introspection
 
@@ -465,10 +427,7 @@ class EventBus:
                 return router.routes[name].listening
             except KeyError:
                 pass
-        name = check_pattern(name)
-        if is_pattern(name) or (router.catalog.strict and name not in router.catalog.specs):
-            return bool(self.listeners(name))
-        return router.route(name).listening
+        return router.listening(check_pattern(name))
 
     def topics(self) -> tuple[str, ...]:
         """The names and patterns that have subscriptions, sorted."""

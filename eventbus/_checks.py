@@ -7,7 +7,7 @@ import math
 
 from ._errors import safe_repr
 
-__all__ = ["check_count", "check_timeout", "shown"]
+__all__ = ["check_bus_options", "check_count", "check_timeout", "shown"]
 
 
 def shown(value: object) -> str:
@@ -35,3 +35,15 @@ def check_timeout(timeout: object, what: str) -> float | None:
             f"{what} must be a non-negative number of seconds, not {safe_repr(timeout)}"
         )
     return float(timeout)
+
+
+def check_bus_options(name: object, strict: object, on_error: object) -> None:
+    """Check ``EventBus``'s name, ``strict`` and ``on_error`` arguments."""
+    if not isinstance(name, str):
+        raise TypeError(f"bus name must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("bus name must not be empty")
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
+    if on_error is not None and not callable(on_error):
+        raise TypeError(f"on_error must be callable or None, not {type(on_error).__name__}")

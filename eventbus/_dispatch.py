@@ -8,9 +8,7 @@ record one outcome and one clock mark; everything else a report shows is
 derived from those when read (see ``_report``).
 
 They get what they need as arguments, not the bus: the route (the handlers,
-resolved at subscribe time), the event, ``failures`` (log and ``on_error``),
-``discard`` (unsubscribes a claimed once-subscription) and, for the blocking
-loop, ``loop_elsewhere`` (a running loop of the bus's in another thread).
+resolved at subscribe time), the event, and the bus's ``Hooks``.
 """
 
 from __future__ import annotations
@@ -18,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from time import perf_counter
 from types import CoroutineType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, final
 
 from ._blocking import BlockingRunner
 from ._event import Event
@@ -29,13 +28,25 @@ from ._handlers import HandlerInfo
 from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route
 
-__all__ = ["dispatch", "dispatch_sync"]
+__all__ = ["Hooks", "dispatch", "dispatch_sync"]
 
 _isawaitable = inspect.isawaitable
-Discard = Callable[[HandlerInfo], None]
 
 
-def _admit(info: HandlerInfo, event: Event, discard: Discard) -> Callable[..., Any] | None:
+@final
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """What the dispatch loops call back, made once per bus."""
+
+    failures: Failures
+    """Logs a handler's failure and runs ``on_error``."""
+    discard: Callable[[HandlerInfo], None]
+    """Unsubscribes a once-subscription an emission has claimed."""
+    loop_elsewhere: Callable[[], asyncio.AbstractEventLoop | None]
+    """A loop of the bus's running in another thread, for ``emit_sync``'s awaitables."""
+
+
+def _admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] | None:
     """The callable to run for a checked subscription, or None to skip it.
 
     Skips a collected weak handler, a false predicate and a once-subscription
@@ -52,18 +63,18 @@ def _admit(info: HandlerInfo, event: Event, discard: Discard) -> Callable[..., A
     if info.once:
         if not info.claim():
             return None
-        discard(info)
+        hooks.discard(info)
     return handler
 
 
-async def dispatch(route: Route, event: Event, failures: Failures, discard: Discard) -> EmitReport:
+async def dispatch(route: Route, event: Event, hooks: Hooks) -> EmitReport:
     """Run the route's handlers one at a time, awaiting async ones."""
     trace: list[object] = [perf_counter()]
     add = trace.append
     failed = 0
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, discard)
+            handler = direct if direct is not None else _admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())
@@ -79,23 +90,16 @@ async def dispatch(route: Route, event: Event, failures: Failures, discard: Disc
         except Exception as error:
             failed += 1
             add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
-            pending = failures.handler_failed(event, info, error)
+            pending = hooks.failures.handler_failed(event, info, error)
             if pending is not None:
-                await failures.finish(pending, event)
+                await hooks.failures.finish(pending, event)
         else:
             add(value)
         add(perf_counter())
     return new_report(EmitReport, (event, route.handlers, trace, failed))
 
 
-def dispatch_sync(
-    route: Route,
-    event: Event,
-    failures: Failures,
-    discard: Discard,
-    loop_elsewhere: Callable[[], asyncio.AbstractEventLoop | None],
-    in_loop: bool,
-) -> EmitReport:
+def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> EmitReport:
     """Run the route's handlers one at a time, blocking.
 
     An awaitable result is finished on an event loop (see ``BlockingRunner``),
@@ -109,7 +113,7 @@ def dispatch_sync(
     try:
         for direct, info in route.calls:
             try:
-                handler = direct if direct is not None else _admit(info, event, discard)
+                handler = direct if direct is not None else _admit(info, event, hooks)
                 if handler is None:
                     add(SKIPPED)
                     add(perf_counter())
@@ -118,18 +122,18 @@ def dispatch_sync(
                 if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
                     if in_loop:
                         _refuse_awaitable(value, info)
-                    runner = runner or BlockingRunner(loop_elsewhere())
+                    runner = runner or BlockingRunner(hooks.loop_elsewhere())
                     value = runner.run(value, info.timeout)
             except Exception as error:
                 failed += 1
                 add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
-                pending = failures.handler_failed(event, info, error)
+                pending = hooks.failures.handler_failed(event, info, error)
                 if pending is not None:
                     if in_loop:
-                        failures.finish_later(pending, event)
+                        hooks.failures.finish_later(pending, event)
                     else:
-                        runner = runner or BlockingRunner(loop_elsewhere())
-                        failures.finish_blocking(pending, event, runner)
+                        runner = runner or BlockingRunner(hooks.loop_elsewhere())
+                        hooks.failures.finish_blocking(pending, event, runner)
             else:
                 add(value)
             add(perf_counter())

@@ -65,6 +65,16 @@ class Lifecycle:
             self.loop = loop
             self._loops.add(loop)
 
+    def bind(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """``bus.bind()``: adopt ``loop``, by default the running one."""
+        if loop is None:
+            loop = asyncio.events._get_running_loop()
+            if loop is None:
+                raise RuntimeError("bind() with no argument needs a running event loop")
+        elif not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(f"bind() needs an event loop, not {type(loop).__name__}")
+        self.adopt(loop)
+
     def running_loop_elsewhere(self) -> asyncio.AbstractEventLoop | None:
         """A loop the bus ran on that is still running (in another thread: the
         caller has none), the most recent first."""

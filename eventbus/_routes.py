@@ -14,7 +14,7 @@ from typing import Any, Final, final
 
 from ._catalog import Catalog, EventSpec, PayloadCheck
 from ._handlers import HandlerInfo
-from ._names import check_name, key_matches
+from ._names import check_name, is_pattern, key_matches
 from ._table import SubscriptionTable, dispatch_order
 from ._taps import Tap
 
@@ -110,6 +110,14 @@ class Router:
             routes.clear()  # in place: a newer table may have replaced this one meanwhile
         routes[name] = route
         return route
+
+    def listening(self, key: str) -> bool:
+        """Whether anything would receive an emission matching ``key`` (a checked
+        name or pattern); never ``UnknownEventError``."""
+        catalog = self.catalog
+        if is_pattern(key) or (catalog.strict and key not in catalog.specs):
+            return bool(self.table.listeners(key))
+        return self.route(key).listening
 
     def add_tap(self, tap: Tap) -> None:
         with self._lock:
