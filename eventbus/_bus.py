@@ -30,7 +30,7 @@ from ._handlers import HandlerInfo, check_handler
 from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
 from ._names import check_name, check_pattern
-from ._options import OnceOptions, Options, SubscribeOptions, options_from
+from ._options import DEFAULTS, OnceOptions, Options, SubscribeOptions, options_from
 from ._report import EmitReport, new_report
 from ._routes import Route, Router
 from ._taps import Tap
@@ -127,9 +127,18 @@ class EventBus:
 
         Without ``handler``, return a decorator that subscribes the function it
         decorates. Subscribing the same handler to the same name twice is a
-        no-op that keeps the first subscription's options. The options are
-        described by ``SubscribeOptions``.
+        no-op that keeps the first subscription's options.
+
+        Options (keywords): ``priority=0`` (higher runs first), ``once=False``
+        (run at most once, ever), ``predicate=None`` (run only when
+        ``predicate(event)`` is true), ``weak=None`` (bound methods weakly,
+        anything else strongly), ``timeout=None`` (seconds an async handler may
+        run; default the bus's ``handler_timeout``), ``owner=None`` (a tag for
+        ``clear(owner=...)``).
         """
+        if handler is not None and not options:  # the common case, with one call less
+            self._subscribe(name, handler, DEFAULTS)
+            return handler
         return self._on(name, handler, options_from(options, "on"))
 
     @overload
@@ -199,8 +208,11 @@ class EventBus:
     ) -> HandlerInfo | None:
         """Register one subscription; None if the handler was already subscribed to ``key``."""
         check_handler(handler)
-        key = self.check_subscribable(key)
-        return self._router.table.add(key, handler, options, self._handler_timeout)
+        key = check_pattern(key)
+        router = self._router
+        if router.catalog.strict:
+            router.catalog.require_key(key)
+        return router.table.add(key, handler, options, self._handler_timeout)
 
     # ------------------------------------------------------------------ catalog
 

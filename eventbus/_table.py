@@ -95,20 +95,23 @@ class SubscriptionTable:
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
         """Drop these subscriptions if they are still there."""
         with self._lock:
-            by_key = self._by_key
-            changed = False
-            for info in doomed:
-                key = info.pattern
-                infos = by_key.get(key, _NONE)
-                if info in infos:
-                    if len(infos) == 1:
-                        del by_key[key]
-                    else:
-                        index = infos.index(info)
-                        by_key[key] = infos[:index] + infos[index + 1 :]
-                    changed = True
-            if changed:
-                self.changed()
+            self._remove_locked(doomed)
+
+    def _remove_locked(self, doomed: Iterable[HandlerInfo]) -> None:
+        by_key = self._by_key
+        changed = False
+        for info in doomed:
+            key = info.pattern
+            infos = by_key.get(key, _NONE)
+            if info in infos:
+                if len(infos) == 1:
+                    del by_key[key]
+                else:
+                    index = infos.index(info)
+                    by_key[key] = infos[:index] + infos[index + 1 :]
+                changed = True
+        if changed:
+            self.changed()
 
     def discard(self, info: HandlerInfo) -> None:
         """Drop one subscription if it is still there (a claimed once, ``subscribed``)."""
@@ -120,7 +123,7 @@ class SubscriptionTable:
         with self._lock:
             for info in self._by_key.get(key, _NONE):
                 if info._identity == identity and info.alive:
-                    self.remove((info,))
+                    self._remove_locked((info,))
                     return True
         return False
 
@@ -136,7 +139,7 @@ class SubscriptionTable:
                 for info in infos
                 if (owner is None or info.owner == owner) and info.alive
             ]
-            self.remove(doomed)
+            self._remove_locked(doomed)
         return len(doomed)
 
     def purge(self) -> None:
