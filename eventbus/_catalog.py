@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import threading
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, final
+from typing import Any, Final, final
 
-from ._errors import PayloadError, safe_repr
+from ._errors import PayloadError, UnknownEventError, safe_repr
+from ._names import is_pattern, key_matches
 
-__all__ = ["EventSpec", "PayloadCheck", "check_payload", "make_spec", "suggest"]
+__all__ = ["Catalog", "EventSpec", "PayloadCheck", "check_payload", "make_spec", "suggest"]
 
 PayloadCheck = tuple[tuple[str, Any], ...]
 """(key, expected type) pairs, checked in declaration order."""
@@ -84,3 +86,59 @@ def suggest(name: str, declared: list[str]) -> str:
     if declared:
         return "declared events: " + ", ".join(sorted(declared)[:10])
     return "no event is declared: call bus.declare(...) first"
+
+
+@final
+class Catalog:
+    """The events declared on one bus, and strict mode's checks against them."""
+
+    __slots__ = ("_bus_name", "_changed", "_lock", "specs", "strict")
+
+    def __init__(
+        self, bus_name: str, strict: bool, lock: threading.RLock, changed: Callable[[], None]
+    ) -> None:
+        self._bus_name: Final = bus_name
+        self._lock: Final = lock
+        self._changed: Final = changed
+        self.strict: Final = strict
+        self.specs: dict[str, EventSpec] = {}
+        """Copied on write: readers never lock."""
+
+    def declare(self, spec: EventSpec) -> EventSpec:
+        """Record ``spec``; the same again is harmless, a different one a ``ValueError``."""
+        with self._lock:
+            known = self.specs.get(spec.name)
+            if known is not None:
+                if known == spec:
+                    return known
+                raise ValueError(f"event {spec.name!r} is already declared differently: {known}")
+            self.specs = {**self.specs, spec.name: spec}
+            self._changed()
+        return spec
+
+    def sorted(self) -> tuple[EventSpec, ...]:
+        """Every declared event, sorted by name."""
+        return tuple(spec for _, spec in sorted(self.specs.items()))
+
+    def is_declared(self, key: str) -> bool:
+        """Whether ``key`` is a declared name, or a pattern matching one."""
+        if is_pattern(key):
+            return any(key_matches(key, name) for name in self.specs)
+        return key in self.specs
+
+    def require_name(self, name: str) -> None:
+        """Strict mode: raise ``UnknownEventError`` unless ``name`` is declared."""
+        if self.strict and name not in self.specs:
+            raise UnknownEventError(
+                f"strict bus {self._bus_name!r}: event {name!r} is not declared; "
+                f"{suggest(name, list(self.specs))}"
+            )
+
+    def require_key(self, key: str) -> None:
+        """Strict mode: raise ``UnknownEventError`` unless ``key`` matches a declared event."""
+        if self.strict and not self.is_declared(key):
+            kind = "pattern" if is_pattern(key) else "event"
+            raise UnknownEventError(
+                f"strict bus {self._bus_name!r}: {kind} {key!r} matches no declared event; "
+                f"{suggest(key, list(self.specs))}"
+            )

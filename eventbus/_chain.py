@@ -4,17 +4,14 @@ variable so that it follows ``await``s, tasks (``publish``) and other buses."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ._event import Event, new_event
 
-if TYPE_CHECKING:
-    from ._bus import EventBus
-
 __all__ = ["Frame", "chain_names", "current_frame", "loops_back", "runs_on", "stand_in_chain"]
 
-Frame = tuple["EventBus", Event, "Frame | None"]
-"""(bus, event being dispatched, the frame that emitted it)."""
+Frame = tuple[object, Event, "Frame | None"]
+"""(the bus dispatching it, the event being dispatched, the frame that emitted it)."""
 
 current_frame: Final[ContextVar[Frame | None]] = ContextVar("eventbus_chain", default=None)
 
@@ -29,7 +26,7 @@ def chain_names(frame: Frame | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def loops_back(frame: Frame | None, bus: EventBus, name: str) -> bool:
+def loops_back(frame: Frame | None, bus: object, name: str) -> bool:
     """Whether ``name`` is already being emitted on ``bus`` somewhere up the chain."""
     while frame is not None:
         if frame[0] is bus and frame[1].name == name:
@@ -38,7 +35,7 @@ def loops_back(frame: Frame | None, bus: EventBus, name: str) -> bool:
     return False
 
 
-def runs_on(frame: Frame | None, bus: EventBus) -> bool:
+def runs_on(frame: Frame | None, bus: object) -> bool:
     """Whether the chain includes an emission on ``bus`` (the caller is its handler)."""
     while frame is not None:
         if frame[0] is bus:
@@ -47,7 +44,7 @@ def runs_on(frame: Frame | None, bus: EventBus) -> bool:
     return False
 
 
-def stand_in_chain(bus: EventBus, names: tuple[str, ...], event: Event) -> Frame | None:
+def stand_in_chain(bus: object, names: tuple[str, ...], event: Event) -> Frame | None:
     """Frames standing for the emissions named ``names`` (outermost first) that
     led to ``event`` in another process, as if they had run on ``bus``."""
     frame: Frame | None = None

@@ -6,23 +6,22 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import types
 import weakref
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
-from ._errors import safe_repr
+from ._checks import shown
 from ._event import Event
+
+if TYPE_CHECKING:
+    from ._options import Options
 
 __all__ = [
     "HandlerInfo",
     "_Subscription",
     "callable_name",
-    "check_count",
     "check_handler",
-    "check_options",
-    "check_timeout",
     "subscription_identity",
 ]
 
@@ -65,58 +64,10 @@ def _is_async(handler: Callable[..., Any]) -> bool:
     return not inspect.isroutine(target) and inspect.iscoroutinefunction(call)
 
 
-def _shown(value: object) -> str:
-    return f"{type(value).__name__}: {safe_repr(value)}"
-
-
 def check_handler(handler: object) -> None:
     """Raise ``TypeError`` unless ``handler`` is callable."""
     if not callable(handler):
-        raise TypeError(f"handler must be callable, not {_shown(handler)}")
-
-
-def check_options(
-    priority: object,
-    once: object,
-    predicate: object,
-    weak: object,
-    timeout: object,
-    owner: object,
-) -> None:
-    """Raise ``TypeError``/``ValueError`` saying which subscription option is wrong."""
-    if predicate is not None and not callable(predicate):
-        raise TypeError(f"predicate must be callable or None, not {_shown(predicate)}")
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise TypeError(f"priority must be an int, not {_shown(priority)}")
-    if not isinstance(once, bool):
-        raise TypeError(f"once must be a bool, not {_shown(once)}")
-    if weak is not None and not isinstance(weak, bool):
-        raise TypeError(f"weak must be True, False or None, not {safe_repr(weak)}")
-    check_timeout(timeout, "timeout")
-    if owner is not None and not isinstance(owner, str):
-        raise TypeError(f"owner must be a str or None, not {_shown(owner)}")
-
-
-def check_count(value: object, what: str, *, minimum: int) -> int:
-    """Validate a whole number of at least ``minimum`` (a bool is no number here)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, not {value}")
-    return value
-
-
-def check_timeout(timeout: object, what: str) -> float | None:
-    """Validate a timeout in seconds: ``None`` or a non-negative number."""
-    if timeout is None:
-        return None
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
-        raise TypeError(f"{what} must be a number of seconds or None, not {safe_repr(timeout)}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(
-            f"{what} must be a non-negative number of seconds, not {safe_repr(timeout)}"
-        )
-    return float(timeout)
+        raise TypeError(f"handler must be callable, not {shown(handler)}")
 
 
 class _Subscription:
@@ -164,15 +115,12 @@ class _Subscription:
         handler: Handler,
         identity: int | tuple[int, int],
         pattern: str,
-        priority: int,
-        once: bool,
-        predicate: Predicate | None,
-        weak: bool | None,
+        options: Options,
         timeout: float | None,
-        owner: str | None,
         order: int,
         on_collected: Callable[[object], None],
     ) -> None:
+        weak, once, predicate = options.weak, options.once, options.predicate
         strong: Handler | None
         ref: Callable[[], Handler | None] | None
         if type(handler) is _FUNCTION and weak is not True:  # the common case, cheaply
@@ -184,12 +132,12 @@ class _Subscription:
             self.name = callable_name(handler)
             self.is_async = _is_async(handler)
         self.pattern = pattern
-        self.priority = priority
+        self.priority = options.priority
         self.once = once
         self.weak = ref is not None
         self.timeout = timeout
         self.has_predicate = predicate is not None
-        self.owner = owner
+        self.owner = options.owner
         self.order = order
         self._strong = strong
         self._ref = ref

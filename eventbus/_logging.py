@@ -12,9 +12,16 @@ bound logger whenever any part of the configuration changed.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._event import Event
+    from ._handlers import HandlerInfo
+    from ._report import EmitReport
 
 try:  # structlog's global configuration; a private name, hence the fallback
     from structlog._config import _CONFIG as structlog_config
@@ -28,7 +35,7 @@ except ImportError:  # pragma: no cover - only on a structlog that renamed it
 
     structlog_config = _NoConfig()  # type: ignore[assignment]
 
-__all__ = ["LogGate", "structlog_config"]
+__all__ = ["BusLog", "LogGate", "structlog_config"]
 
 _STATIC_DEBUG: Final[dict[Any, bool]] = {
     structlog.make_filtering_bound_logger(level): level <= logging.DEBUG
@@ -107,3 +114,63 @@ class LogGate:
 
     def error(self, message: str, **fields: Any) -> None:
         self.bound.error(message, **fields)
+
+
+class BusLog:
+    """Every line one bus logs, with its name; never a payload value.
+
+    ``gate`` is read on the emit path to skip ``emitted`` cheaply (see ``LogGate``).
+    """
+
+    __slots__ = ("bus", "gate")
+
+    def __init__(self, bus: str, logger: Any | None) -> None:
+        self.bus: Final = bus
+        self.gate: Final = LogGate(logger)
+
+    def emitted(self, report: EmitReport, muted: bool) -> None:
+        event = report.event
+        self.gate.debug(
+            "eventbus.emitted",
+            bus=self.bus,
+            event_name=event.name,
+            event_id=event.id,
+            parent_id=event.parent_id,
+            source=event.source,
+            depth=event.depth,
+            handlers=len(report.results),
+            failed=report.failed,
+            muted=muted,
+            duration_ms=round(report.duration * 1000, 3),
+        )
+
+    def handler_failed(self, event: Event, info: HandlerInfo, error: Exception) -> None:
+        self.gate.error(
+            "eventbus.handler_failed",
+            bus=self.bus,
+            event_name=event.name,
+            event_id=event.id,
+            handler=info.name,
+            pattern=info.pattern,
+            error_type=type(error).__qualname__,
+            exc_info=error,
+        )
+
+    def on_error_failed(self, event: Event, error: BaseException) -> None:
+        self.gate.error(
+            "eventbus.on_error_failed",
+            bus=self.bus,
+            event_name=event.name,
+            event_id=event.id,
+            exc_info=error,
+        )
+
+    def loop_refused(self, name: str, chain: str, reason: str) -> None:
+        self.gate.error(
+            "eventbus.loop_refused", bus=self.bus, event_name=name, chain=chain, reason=reason
+        )
+
+    def publish_failed(self, task: asyncio.Task[Any], error: BaseException) -> None:
+        self.gate.error(
+            "eventbus.publish_failed", bus=self.bus, task=task.get_name(), exc_info=error
+        )

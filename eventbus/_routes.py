@@ -8,23 +8,23 @@ sorting by priority and looking up the catalog.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
-from ._catalog import EventSpec, PayloadCheck
+from ._catalog import Catalog, EventSpec, PayloadCheck
 from ._handlers import HandlerInfo
-from ._names import key_matches
+from ._names import check_name, is_pattern, key_matches
+from ._table import SubscriptionTable, dispatch_order
 from ._taps import Tap
 
-__all__ = ["Route", "dispatch_order"]
+__all__ = ["MAX_CACHED_ROUTES", "Route", "Router"]
+
+MAX_CACHED_ROUTES: Final = 4096
+"""Routes kept at most; past that the cache starts over."""
 
 Call = tuple[Callable[..., Any] | None, HandlerInfo]
 """(the callable to call directly, or None when dispatch must check first; the subscription)."""
-
-
-def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
-    """Higher priority first; equal priorities in subscription order."""
-    return sorted(subscriptions, key=lambda info: (-info.priority, info.order))
 
 
 @final
@@ -71,3 +71,74 @@ class Route:
         self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
         self.plain: Final = not self.payload_check and not self.taps
         """Nothing to check or record before dispatch: the emit fast path applies."""
+
+
+@final
+class Router:
+    """The route of every name emitted since the last change, built on first use
+    from what decides it: the subscription table, the catalog, mutes and taps.
+
+    Any change to one of them replaces the cache (``invalidate``): emissions
+    reading the old one finish with the routes they already had.
+    """
+
+    __slots__ = ("_lock", "catalog", "mutes", "routes", "table", "taps")
+
+    def __init__(self, bus_name: str, strict: bool, lock: threading.RLock) -> None:
+        self._lock: Final = lock
+        self.table: Final = SubscriptionTable(lock, self.invalidate)
+        self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
+        self.routes: dict[str, Route] = {}
+        self.mutes: tuple[str, ...] = ()
+        self.taps: tuple[Tap, ...] = ()
+
+    def invalidate(self) -> None:
+        """Forget every route (called after any change that could alter one)."""
+        self.routes = {}
+
+    def route(self, name: str) -> Route:
+        """The route of ``name``, built and cached if it is not cached yet."""
+        name = check_name(name)
+        routes = self.routes  # read before the tables: a change after this replaces it
+        known = routes.get(name)  # a str subclass's plain str may be cached
+        if known is not None:
+            return known
+        catalog = self.catalog
+        catalog.require_name(name)
+        route = Route(name, self.table.items(), catalog.specs.get(name), self.mutes, self.taps)
+        if len(routes) >= MAX_CACHED_ROUTES:
+            routes.clear()  # in place: a newer table may have replaced this one meanwhile
+        routes[name] = route
+        return route
+
+    def listening(self, key: str) -> bool:
+        """Whether anything would receive an emission matching ``key`` (a checked
+        name or pattern); never ``UnknownEventError``."""
+        catalog = self.catalog
+        if is_pattern(key) or (catalog.strict and key not in catalog.specs):
+            return bool(self.table.listeners(key))
+        return self.route(key).listening
+
+    def add_tap(self, tap: Tap) -> None:
+        with self._lock:
+            self.taps = (*self.taps, tap)
+            self.routes = {}
+
+    def remove_tap(self, tap: Tap) -> None:
+        with self._lock:
+            self.taps = tuple(known for known in self.taps if known is not tap)
+            self.routes = {}
+
+    def mute(self, patterns: tuple[str, ...]) -> None:
+        with self._lock:
+            self.mutes = (*self.mutes, *patterns)
+            self.routes = {}
+
+    def unmute(self, patterns: tuple[str, ...]) -> None:
+        """Undo one ``mute(patterns)`` (mutes may be nested and overlap)."""
+        with self._lock:
+            mutes = list(self.mutes)
+            for pattern in patterns:
+                mutes.remove(pattern)
+            self.mutes = tuple(mutes)
+            self.routes = {}

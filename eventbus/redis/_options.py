@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eventbus import EventBus
-from eventbus._handlers import check_count, check_timeout
+from eventbus._checks import check_count, check_timeout
 
 from ._link import redis
 

@@ -705,10 +705,7 @@ class TestRouteCache:
     @staticmethod
     def _overflow(bus: EventBus) -> int:
         """Emit more distinct names than the route cache holds."""
-        try:
-            from eventbus._routes import MAX_CACHED_ROUTES
-        except ImportError:  # before the core restructuring
-            from eventbus._bus import _MAX_CACHED_ROUTES as MAX_CACHED_ROUTES
+        from eventbus._routes import MAX_CACHED_ROUTES
 
         count = MAX_CACHED_ROUTES + 10
         for i in range(count):

@@ -1,0 +1,198 @@
+"""The subscription table of one bus and what introspection reads from it.
+
+Subscriptions are kept per key (a name or a pattern) as tuples that are
+replaced under the lock, never changed in place: an emission or an
+introspection call reads whatever tuple is there without locking, and sees
+the subscriptions as they were when it read them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any, Final, final
+
+from ._handlers import HandlerInfo, _Subscription, subscription_identity
+from ._names import keys_overlap
+from ._options import Options
+
+__all__ = ["SubscriptionTable", "dispatch_order"]
+
+_NONE: Final[tuple[HandlerInfo, ...]] = ()
+
+
+def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
+    """Higher priority first; equal priorities in subscription order."""
+    return sorted(subscriptions, key=lambda info: (-info.priority, info.order))
+
+
+def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[object], None]:
+    """The weakref callback of a table's weakly held handlers (holds the table weakly)."""
+
+    def collected(_: object) -> None:
+        table = table_ref()
+        if table is not None:
+            table.has_dead = True
+            table.changed()
+
+    return collected
+
+
+@final
+class SubscriptionTable:
+    """Every subscription of one bus, by key; ``changed`` is called after each change."""
+
+    __slots__ = (
+        "__weakref__",
+        "_by_key",
+        "_lock",
+        "_on_collected",
+        "_order",
+        "changed",
+        "has_dead",
+    )
+
+    def __init__(self, lock: threading.RLock, changed: Callable[[], None]) -> None:
+        self._lock: Final = lock
+        self._order: Final = itertools.count()
+        self._by_key: dict[str, tuple[HandlerInfo, ...]] = {}
+        self._on_collected: Final = _collected_callback(weakref.ref(self))
+        self.changed: Final = changed
+        self.has_dead = False
+        """A weakly held handler was collected: purge before counting or listing."""
+
+    def items(self) -> list[tuple[str, tuple[HandlerInfo, ...]]]:
+        """A snapshot of (key, subscriptions) pairs, for building a route."""
+        return list(self._by_key.items())
+
+    def add(
+        self,
+        key: str,
+        handler: Callable[..., Any],
+        options: Options,
+        default_timeout: float | None,
+    ) -> HandlerInfo | None:
+        """Subscribe ``handler`` to a checked ``key``; None if it already was."""
+        identity = subscription_identity(handler)
+        with self._lock:
+            if self.has_dead:
+                self.purge()
+            existing = self._by_key.get(key, _NONE)
+            for known in existing:
+                if known._identity == identity and known.alive:
+                    return None
+            timeout = default_timeout if options.timeout is None else float(options.timeout)
+            info = _Subscription(
+                handler, identity, key, options, timeout, next(self._order), self._on_collected
+            )
+            info.__class__ = HandlerInfo  # read-only from now on
+            self._by_key[key] = (*existing, info)  # type: ignore[arg-type]
+            self.changed()
+        return info  # type: ignore[return-value]
+
+    def remove(self, doomed: Iterable[HandlerInfo]) -> None:
+        """Drop these subscriptions if they are still there."""
+        with self._lock:
+            self._remove_locked(doomed)
+
+    def _remove_locked(self, doomed: Iterable[HandlerInfo]) -> None:
+        by_key = self._by_key
+        changed = False
+        for info in doomed:
+            key = info.pattern
+            infos = by_key.get(key, _NONE)
+            if info in infos:
+                if len(infos) == 1:
+                    del by_key[key]
+                else:
+                    index = infos.index(info)
+                    by_key[key] = infos[:index] + infos[index + 1 :]
+                changed = True
+        if changed:
+            self.changed()
+
+    def discard(self, info: HandlerInfo) -> None:
+        """Drop one subscription if it is still there (a claimed once, ``subscribed``)."""
+        self.remove((info,))
+
+    def off(self, key: str, handler: Callable[..., Any]) -> bool:
+        """Drop ``handler``'s subscription to exactly ``key``; True if there was one."""
+        identity = subscription_identity(handler)
+        with self._lock:
+            for info in self._by_key.get(key, _NONE):
+                if info._identity == identity and info.alive:
+                    self._remove_locked((info,))
+                    return True
+        return False
+
+    def clear(self, key: str | None, owner: str | None) -> int:
+        """Drop the subscriptions made with exactly ``key`` and/or by ``owner``
+        (all when both are None); return how many."""
+        self.purge()
+        with self._lock:
+            doomed = [
+                info
+                for subscribed_key, infos in list(self._by_key.items())
+                if key is None or subscribed_key == key
+                for info in infos
+                if (owner is None or info.owner == owner) and info.alive
+            ]
+            self._remove_locked(doomed)
+        return len(doomed)
+
+    def purge(self) -> None:
+        """Forget subscriptions whose weakly held handler was collected."""
+        if self.has_dead:
+            with self._lock:
+                self.has_dead = False
+                self.remove([info for _, infos in self.items() for info in infos if not info.alive])
+
+    def listeners(self, pattern: str) -> tuple[HandlerInfo, ...]:
+        """Every live subscription that could receive an event matching ``pattern``,
+        in dispatch order."""
+        self.purge()
+        return tuple(
+            dispatch_order(
+                info
+                for key, infos in self.items()
+                if keys_overlap(key, pattern)
+                for info in infos
+                if info.alive
+            )
+        )
+
+    def count(self) -> int:
+        """How many live subscriptions there are."""
+        self.purge()
+        return sum(1 for _, infos in self.items() for info in infos if info.alive)
+
+    def keys(self) -> tuple[str, ...]:
+        """The names and patterns that have subscriptions, sorted."""
+        self.purge()
+        return tuple(sorted(self._by_key))
+
+    def describe(self, is_declared: Callable[[str], bool]) -> list[dict[str, Any]]:
+        """A JSON-serialisable view of every key and its live subscriptions."""
+        self.purge()
+        return [
+            {
+                "topic": key,
+                "declared": is_declared(key),
+                "handlers": [
+                    {
+                        "name": info.name,
+                        "priority": info.priority,
+                        "once": info.once,
+                        "weak": info.weak,
+                        "timeout": info.timeout,
+                        "has_predicate": info.has_predicate,
+                        "owner": info.owner,
+                    }
+                    for info in infos
+                    if info.alive
+                ],
+            }
+            for key, infos in sorted(self.items())
+        ]
