@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from eventbus import EmitReport, Event, EventBus, ReentrancyError
+from eventbus import EmitReport, Event, EventBus, PayloadError, ReentrancyError
 
 SECRET = "secret@example.com"
 
@@ -175,6 +175,91 @@ class TestLoggingFailureIsolated:
         bus.on("sale.closed", again)
         await bus.emit("sale.closed")
         assert [type(error) for error in errors] == [ReentrancyError]
+
+
+def _capture_json() -> io.StringIO:
+    out = io.StringIO()
+    structlog.configure(
+        processors=[structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(out),
+    )
+    return out
+
+
+class TestNoPayloadInTracebacks:
+    @MODES
+    async def test_handler_failure(self, emit: Emit) -> None:
+        """A failing handler's logged traceback shows no payload value."""
+        out = _capture_json()
+        bus = EventBus("edges")
+        bus.on("sale.closed", lambda event: 1 / 0)
+        await emit(bus, "sale.closed")
+        assert "handler_failed" in out.getvalue()
+        assert SECRET not in out.getvalue()
+
+    @MODES
+    async def test_nested_payload_refusal(self, emit: Emit) -> None:
+        """A nested emission refused for its payload logs no payload value."""
+        out = _capture_json()
+        bus = EventBus("edges")
+        bus.declare("ledger.updated", payload={"email": int})
+
+        async def nested(event: Event) -> None:
+            await bus.emit("ledger.updated", email=event["email"])
+
+        def nested_sync(event: Event) -> None:
+            bus.emit_sync("ledger.updated", email=event["email"])
+
+        bus.on("sale.closed", nested_sync if emit is _emit_sync else nested)
+        report = await emit(bus, "sale.closed")
+        assert isinstance(report.errors[0].error, PayloadError)
+        assert "PayloadError" in out.getvalue()
+        assert SECRET not in out.getvalue()
+
+    @MODES
+    async def test_nested_loop_refusal(self, emit: Emit) -> None:
+        """A nested emission refused as a loop logs no payload value."""
+        out = _capture_json()
+        bus = EventBus("edges")
+
+        async def again(event: Event) -> None:
+            await bus.emit("sale.closed", email=event["email"])
+
+        def again_sync(event: Event) -> None:
+            bus.emit_sync("sale.closed", email=event["email"])
+
+        bus.on("sale.closed", again_sync if emit is _emit_sync else again)
+        report = await emit(bus, "sale.closed")
+        assert isinstance(report.errors[0].error, ReentrancyError)
+        assert "ReentrancyError" in out.getvalue()
+        assert SECRET not in out.getvalue()
+
+    @MODES
+    async def test_top_level_payload_error(self, emit: Emit) -> None:
+        """A top-level PayloadError logged by the caller with exc_info shows no payload value."""
+        out = _capture_json()
+        bus = EventBus("edges")
+        bus.declare("sale.closed", payload={"email": int})
+        try:
+            await emit(bus, "sale.closed")
+        except PayloadError:
+            structlog.get_logger("app").error("app.failed", exc_info=True)
+        else:  # pragma: no cover - the emission must be refused
+            pytest.fail("no PayloadError")
+        assert "PayloadError" in out.getvalue()
+        assert SECRET not in out.getvalue()
+
+    async def test_emit_received_payload_error(self) -> None:
+        """A received event refused for its payload shows no payload value."""
+        out = _capture_json()
+        bus = EventBus("edges")
+        bus.declare("sale.closed", payload={"email": int})
+        try:
+            await bus.emit_received(Event("sale.closed", {"email": SECRET}))
+        except PayloadError:
+            structlog.get_logger("app").error("app.failed", exc_info=True)
+        assert "PayloadError" in out.getvalue()
+        assert SECRET not in out.getvalue()
 
 
 def test_stderr_write_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
