@@ -14,7 +14,7 @@ from time import time
 from typing import Any, Final, NoReturn, final
 
 from ._catalog import check_payload
-from ._chain import Frame, chain_names, loops_back, runs_on, stand_in_chain
+from ._chain import Frame, chain_names, compact_chain, loops_back, runs_on, stand_in_chain
 from ._errors import BusClosedError, ReentrancyError
 from ._event import Event, new_event, next_serial
 from ._lifecycle import Lifecycle
@@ -131,6 +131,6 @@ class Admission:
 
     def _refuse_loop(self, name: str, parent: Frame | None, reason: str) -> None:
         chain = (*chain_names(parent), name)
-        shown = " -> ".join(chain)
-        self._log.loop_refused(name, shown, reason)
+        self._log.loop_refused(name, " -> ".join(chain), reason)
+        shown = compact_chain(chain)
         raise ReentrancyError(f"refused to emit {name!r}: {reason}: {shown}", chain)

@@ -23,7 +23,7 @@ from ._catalog import EventSpec, make_spec
 from ._chain import Frame, current_frame, runs_on
 from ._checks import check_bus_options, check_count, check_timeout
 from ._dispatch import Hooks, dispatch, dispatch_sync
-from ._errors import safe_repr
+from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial
 from ._failures import ErrorHook, Failures
 from ._handlers import HandlerInfo, check_handler
@@ -246,7 +246,10 @@ class EventBus:
         try:  # only a plain str may use the cache: anything else is checked first
             route = router.routes[name] if type(name) is str else router.route(name)
         except KeyError:
-            route = router.route(name)
+            try:
+                route = router.route(name)
+            except Exception as error:
+                raise scrubbed(error) from None
         life = self._lifecycle
         loop = _get_running_loop()
         if loop is not life.loop:
@@ -260,7 +263,12 @@ class EventBus:
                     Event, (route.name, payload, None, next_serial(), None, 0, time())
                 )
             else:
-                event = self._admission.admit(route, payload, source, parent)
+                try:
+                    event = self._admission.admit(route, payload, source, parent)
+                except Exception as error:
+                    del payload  # tracebacks rendered with locals must not show it
+                    raise scrubbed(error)  # noqa: B904 - the same error, raised again
+            del payload
             if route.calls:
                 token = current_frame.set((self, event, parent))
                 try:
@@ -289,11 +297,18 @@ class EventBus:
         try:  # only a plain str may use the cache: anything else is checked first
             route = router.routes[name] if type(name) is str else router.route(name)
         except KeyError:
-            route = router.route(name)
+            try:
+                route = router.route(name)
+            except Exception as error:
+                raise scrubbed(error) from None
         life = self._lifecycle
         running = _get_running_loop()
         if running is not None and route.has_async:
-            self._admission.refuse_async_in_loop(route, current_frame.get())
+            try:
+                self._admission.refuse_async_in_loop(route, current_frame.get())
+            except Exception as error:
+                del payload
+                raise scrubbed(error) from None
         parent = current_frame.get()
         inflight = life.inflight
         inflight.append(None)
@@ -303,7 +318,12 @@ class EventBus:
                     Event, (route.name, payload, None, next_serial(), None, 0, time())
                 )
             else:
-                event = self._admission.admit(route, payload, source, parent)
+                try:
+                    event = self._admission.admit(route, payload, source, parent)
+                except Exception as error:
+                    del payload  # tracebacks rendered with locals must not show it
+                    raise scrubbed(error)  # noqa: B904 - the same error, raised again
+            del payload
             if route.calls:
                 token = current_frame.set((self, event, parent))
                 try:
@@ -333,14 +353,23 @@ class EventBus:
             raise RuntimeError(
                 "publish() needs a running event loop; from synchronous code use emit_sync()"
             )
-        route = self._router.route(name)
+        try:
+            route = self._router.route(name)
+        except Exception as error:
+            del payload
+            raise scrubbed(error) from None
         life = self._lifecycle
         if loop is not life.loop:
             life.adopt(loop)
         parent = current_frame.get()
         life.inflight.append(None)  # counted until the task is done: see Lifecycle.keep
         try:
-            event = self._admission.admit(route, payload, source, parent)
+            try:
+                event = self._admission.admit(route, payload, source, parent)
+            except Exception as error:
+                del payload
+                raise scrubbed(error)  # noqa: B904 - the same error, raised again
+            del payload
             task = loop.create_task(self._deliver(route, event, parent), name=f"eventbus:{name}")
         except BaseException:
             life.finish_one()
@@ -362,12 +391,18 @@ class EventBus:
         """
         if not isinstance(event, Event):
             raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
-        route = self._router.route(event.name)
+        try:
+            route = self._router.route(event.name)
+        except Exception as error:
+            raise scrubbed(error) from None
         life = self._lifecycle
         life.adopt(_get_running_loop())
         life.inflight.append(None)
         try:
-            ancestors = self._admission.receive(route, event, chain, skip)
+            try:
+                ancestors = self._admission.receive(route, event, chain, skip)
+            except Exception as error:
+                raise scrubbed(error)  # noqa: B904 - the same error, raised again
             return await self._deliver(route, event, ancestors)
         finally:
             life.finish_one()

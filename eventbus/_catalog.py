@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, final
 
@@ -59,33 +59,54 @@ def make_spec(name: str, description: object, payload: object, reentrant: object
 
 
 def check_payload(name: str, check: PayloadCheck, payload: Mapping[str, Any]) -> None:
-    """Raise ``PayloadError`` naming the first missing or mistyped key."""
+    """Raise ``PayloadError`` naming every missing or mistyped key at once."""
+    for key, expected in check:
+        if key not in payload or not isinstance(payload[key], expected):
+            raise PayloadError(f"event {name!r}: " + "; ".join(_payload_problems(check, payload)))
+
+
+def _payload_problems(check: PayloadCheck, payload: Mapping[str, Any]) -> list[str]:
+    """One phrase per bad key, in declaration order (types only, never a value)."""
+    problems = []
     for key, expected in check:
         if key not in payload:
-            raise PayloadError(
-                f"event {name!r}: payload key {safe_repr(key)} is missing "
+            problems.append(
+                f"payload key {safe_repr(key)} is missing "
                 f"(expected {_type_name(expected)}, got nothing)"
             )
-        value = payload[key]
-        if not isinstance(value, expected):
-            raise PayloadError(
-                f"event {name!r}: payload key {safe_repr(key)} expected {_type_name(expected)}, "
-                f"got {type(value).__name__}"
+        elif not isinstance(payload[key], expected):
+            problems.append(
+                f"payload key {safe_repr(key)} expected {_type_name(expected)}, "
+                f"got {type(payload[key]).__name__}"
             )
+    return problems
 
 
 def _type_name(expected: Any) -> str:
     return expected.__name__ if isinstance(expected, type) else str(expected)
 
 
-def suggest(name: str, declared: list[str]) -> str:
-    """A did-you-mean hint listing the declared names closest to ``name``."""
+def suggest(name: str, declared: list[str], listed: Collection[str] = ()) -> str:
+    """A did-you-mean hint listing the candidates closest to ``name`` (declared
+    names, or patterns matching them); else the declared names (``listed``, by
+    default the candidates)."""
     close = difflib.get_close_matches(name, declared, n=3, cutoff=0.6)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    declared = sorted(listed) if listed else declared
     if declared:
         return "declared events: " + ", ".join(sorted(declared)[:10])
     return "no event is declared: call bus.declare(...) first"
+
+
+def _patterns_of(names: Collection[str]) -> list[str]:
+    """Every pattern matching at least one of ``names``: ``a.b.c`` gives ``a.*``, ``a.b.*``."""
+    patterns: set[str] = set()
+    for name in names:
+        segments = name.split(".")
+        for end in range(1, len(segments)):
+            patterns.add(".".join(segments[:end]) + ".*")
+    return sorted(patterns)
 
 
 @final
@@ -137,8 +158,10 @@ class Catalog:
     def require_key(self, key: str) -> None:
         """Strict mode: raise ``UnknownEventError`` unless ``key`` matches a declared event."""
         if self.strict and not self.is_declared(key):
-            kind = "pattern" if is_pattern(key) else "event"
+            if is_pattern(key):
+                kind, hint = "pattern", suggest(key, _patterns_of(self.specs), self.specs)
+            else:
+                kind, hint = "event", suggest(key, list(self.specs))
             raise UnknownEventError(
-                f"strict bus {self._bus_name!r}: {kind} {key!r} matches no declared event; "
-                f"{suggest(key, list(self.specs))}"
+                f"strict bus {self._bus_name!r}: {kind} {key!r} matches no declared event; {hint}"
             )

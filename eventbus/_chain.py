@@ -8,7 +8,15 @@ from typing import Any, Final
 
 from ._event import Event, new_event
 
-__all__ = ["Frame", "chain_names", "current_frame", "loops_back", "runs_on", "stand_in_chain"]
+__all__ = [
+    "Frame",
+    "chain_names",
+    "compact_chain",
+    "current_frame",
+    "loops_back",
+    "runs_on",
+    "stand_in_chain",
+]
 
 Frame = tuple[object, Event, "Frame | None"]
 """(the bus dispatching it, the event being dispatched, the frame that emitted it)."""
@@ -54,3 +62,30 @@ def stand_in_chain(bus: object, names: tuple[str, ...], event: Event) -> Frame |
         fields: tuple[Any, ...] = (name, {}, None, stand_in_id, None, index, 0.0)
         frame = (bus, new_event(Event, fields), frame)
     return frame
+
+
+def compact_chain(names: tuple[str, ...]) -> str:
+    """``names`` joined by `` -> ``, a block repeated three times or more shown
+    once with its count: ``a x18``, ``(a -> b) x9``; long chains end with their
+    length, ``(18 emissions)``."""
+    parts: list[str] = []
+    count = len(names)
+    index = 0
+    while index < count:
+        for size in range(1, (count - index) // 3 + 1):
+            if names[index + size] != names[index]:  # cheap test before slicing
+                continue
+            block = names[index : index + size]
+            repeats = 1
+            while names[index + repeats * size : index + (repeats + 1) * size] == block:
+                repeats += 1
+            if repeats >= 3:
+                shown = block[0] if size == 1 else "(" + " -> ".join(block) + ")"
+                parts.append(f"{shown} x{repeats}")
+                index += repeats * size
+                break
+        else:
+            parts.append(names[index])
+            index += 1
+    shown = " -> ".join(parts)
+    return shown if len(parts) == count else f"{shown} ({count} emissions)"

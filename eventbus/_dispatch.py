@@ -21,7 +21,7 @@ from time import perf_counter
 from types import CoroutineType
 from typing import Any, NoReturn, final
 
-from ._blocking import BlockingRunner
+from ._blocking import BlockingRunner, finish_awaitable
 from ._event import Event
 from ._failures import Failures
 from ._handlers import HandlerInfo
@@ -85,8 +85,7 @@ async def dispatch(route: Route, event: Event, hooks: Hooks) -> EmitReport:
                 if timeout is None:
                     value = await value
                 else:
-                    async with asyncio.timeout(timeout):
-                        value = await value
+                    value = await finish_awaitable(value, timeout, info.name)
         except Exception as error:
             failed += 1
             add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
@@ -123,7 +122,7 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
                     if in_loop:
                         _refuse_awaitable(value, info)
                     runner = runner or BlockingRunner(hooks.loop_elsewhere())
-                    value = runner.run(value, info.timeout)
+                    value = runner.run(value, info.timeout, info.name)
             except Exception as error:
                 failed += 1
                 add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
+from ._errors import safe_repr
 from ._names import check_name
 
 __all__ = ["Event", "format_id", "new_event", "next_serial"]
@@ -124,7 +125,16 @@ class Event(tuple[Any, ...]):
         return MappingProxyType(payload) if payload else _EMPTY
 
     def __getitem__(self, key: str) -> Any:  # type: ignore[override]
-        return tuple.__getitem__(self, 1)[key]
+        try:
+            return tuple.__getitem__(self, 1)[key]
+        except KeyError:
+            raise KeyError(self._missing(key)) from None
+
+    def _missing(self, key: object) -> str:
+        keys = ", ".join(sorted(safe_repr(known) for known in tuple.__getitem__(self, 1)))
+        return (
+            f"event {self.name!r} has no payload key {safe_repr(key)} (its keys: {keys or 'none'})"
+        )
 
     def __contains__(self, key: object) -> bool:
         return key in tuple.__getitem__(self, 1)

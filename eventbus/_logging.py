@@ -12,6 +12,7 @@ bound logger whenever any part of the configuration changed.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -35,7 +36,7 @@ except ImportError:  # pragma: no cover - only on a structlog that renamed it
 
     structlog_config = _NoConfig()  # type: ignore[assignment]
 
-__all__ = ["BusLog", "LogGate", "structlog_config"]
+__all__ = ["BusLog", "LogGate", "logging_failed", "structlog_config"]
 
 _STATIC_DEBUG: Final[dict[Any, bool]] = {
     structlog.make_filtering_bound_logger(level): level <= logging.DEBUG
@@ -105,15 +106,40 @@ class LogGate:
 
     def debug(self, message: str, **fields: Any) -> None:
         """Log at debug level if enabled; the slow path of the per-emission check."""
-        bound = self.bound
-        enabled = self._static_debug
-        if enabled is None:
-            enabled = bound.is_enabled_for(logging.DEBUG)
-        if enabled:
-            bound.debug(message, **fields)
+        try:
+            bound = self.bound
+            enabled = self._static_debug
+            if enabled is None:
+                enabled = bound.is_enabled_for(logging.DEBUG)
+            if enabled:
+                bound.debug(message, **fields)
+        except Exception as error:
+            logging_failed(message, error)
 
     def error(self, message: str, **fields: Any) -> None:
-        self.bound.error(message, **fields)
+        try:
+            self.bound.error(message, **fields)
+        except Exception as error:
+            logging_failed(message, error)
+
+
+def logging_failed(message: str, error: Exception) -> None:
+    """Report on stderr that the log entry ``message`` could not be written.
+
+    Logging is a side effect of an emission: a processor that raises, a closed
+    stream or an exception no renderer can show must not change what the
+    emission does, so this never raises either.
+    """
+    try:
+        try:
+            detail = str(error)
+        except Exception:
+            detail = "<str() failed>"
+        sys.stderr.write(
+            f"eventbus: could not log {message!r}: {type(error).__qualname__}: {detail}\n"
+        )
+    except Exception:
+        pass
 
 
 class BusLog:

@@ -62,6 +62,8 @@ def _describe_bad(value: str, *, allow_pattern: bool = False) -> str:
     rule = "dot-separated segments of [A-Za-z0-9_-]"
     if allow_pattern:
         rule += ", optionally ending in '.*' (or '*' alone)"
+    if WILDCARD in value:
+        rule += "; '*' may only be a whole last segment ('user.*') or the whole pattern ('*')"
     return f"invalid event name {safe_repr(value)}: expected {rule}"
 
 
