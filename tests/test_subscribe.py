@@ -894,8 +894,8 @@ def test_decorator_with_a_non_callable_raises_type_error(busy: EventBus) -> None
     assert _state(busy) == before
 
 
-@pytest.mark.parametrize("timeout", [0, 0.0, 1, 2.5, math.inf])
-def test_zero_positive_and_infinite_timeouts_are_accepted(bus: EventBus, timeout: float) -> None:
+@pytest.mark.parametrize("timeout", [0, 0.0, 1, 2.5])
+def test_zero_and_positive_timeouts_are_accepted(bus: EventBus, timeout: float) -> None:
     bus.on("a", _noop, timeout=timeout)
 
     assert bus.listeners("a")[0].timeout == timeout
