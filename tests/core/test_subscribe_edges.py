@@ -4,8 +4,15 @@ collected-before-running warnings and the emit_sync refusal."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import functools
+import gc
+import inspect
 import json
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -34,3 +41,212 @@ class TestInfiniteTimeouts:
         """Accepted timeouts keep describe() strict JSON."""
         bus.on("a", _noop, timeout=1e9)
         json.dumps(bus.describe(), allow_nan=False)
+
+
+class TestBuiltinMethodIdentity:
+    """Item 1: built-in bound methods are one handler per (object, method)."""
+
+    def test_subscribing_twice_is_one_subscription(self, bus: EventBus) -> None:
+        """bus.on("a", items.append) twice subscribes once and runs once."""
+        items: list[Event] = []
+        bus.on("a", items.append)
+        bus.on("a", items.append)
+
+        bus.emit_sync("a")
+
+        assert bus.listener_count("a") == 1
+        assert len(items) == 1
+
+    def test_off_removes_it(self, bus: EventBus) -> None:
+        """bus.off("a", items.append) finds the subscription and removes it."""
+        items: list[Event] = []
+        bus.on("a", items.append)
+
+        assert bus.off("a", items.append) is True
+        assert bus.listener_count() == 0
+
+    def test_two_objects_are_two_subscriptions(self, bus: EventBus) -> None:
+        """The same method of two objects is two handlers."""
+        first: list[Event] = []
+        second: list[Event] = []
+        bus.on("a", first.append)
+        bus.on("a", second.append)
+
+        assert bus.listener_count("a") == 2
+
+    def test_weakrefable_object_is_held_weakly(self, bus: EventBus) -> None:
+        """deque().append is held weakly by default: the subscription dies with the deque."""
+        items: collections.deque[Event] = collections.deque()
+        bus.on("a", items.append)
+        assert bus.listeners("a")[0].weak is True
+
+        del items
+        gc.collect()
+
+        assert bus.listener_count() == 0
+
+    def test_weakly_held_one_still_runs(self, bus: EventBus) -> None:
+        """A weakly held built-in method runs while its object lives."""
+        items: collections.deque[Event] = collections.deque()
+        bus.on("a", items.append)
+
+        bus.emit_sync("a")
+
+        assert len(items) == 1
+
+    def test_non_weakrefable_object_is_held_strongly(self, bus: EventBus) -> None:
+        """[].append cannot be held weakly: it is held strongly and keeps working."""
+        bus.on("a", [].append)
+        gc.collect()
+
+        assert bus.listeners("a")[0].weak is False
+        assert bus.emit_sync("a").ok
+
+    def test_weak_true_on_non_weakrefable_object_says_why(self, bus: EventBus) -> None:
+        """weak=True on [].append is a TypeError saying lists cannot be weakly referenced."""
+        with pytest.raises(TypeError, match=r"\(list\) does not support weak references"):
+            bus.on("a", [].append, weak=True)
+
+
+@functools.lru_cache
+def _cached(event: Event) -> None:
+    pass
+
+
+class _Wrapper:
+    """A wrapper without a __qualname__ of its own."""
+
+    def __init__(self, wrapped: Callable[[Event], object]) -> None:
+        self.__wrapped__ = wrapped
+
+    def __call__(self, event: Event) -> object:
+        return self.__wrapped__(event)
+
+
+class TestHandlerNames:
+    """Item 2: HandlerInfo.name is module.qualname of the callable."""
+
+    def test_list_method(self, bus: EventBus) -> None:
+        """A list's append is builtins.list.append."""
+        bus.on("a", [].append)
+
+        assert bus.listeners("a")[0].name == "builtins.list.append"
+
+    def test_deque_method(self, bus: EventBus) -> None:
+        """A deque's append is collections.deque.append."""
+        items: collections.deque[Event] = collections.deque()
+        bus.on("a", items.append)
+
+        assert bus.listeners("a")[0].name == "collections.deque.append"
+
+    def test_lru_cache(self, bus: EventBus) -> None:
+        """An lru_cache-wrapped function is named by the function it wraps."""
+        bus.on("a", _cached)
+
+        assert bus.listeners("a")[0].name == f"{__name__}._cached"
+
+    def test_wrapper_without_qualname(self, bus: EventBus) -> None:
+        """A wrapper object without its own qualname is named by its __wrapped__."""
+        bus.on("a", _Wrapper(_noop))
+
+        assert bus.listeners("a")[0].name == f"{__name__}._noop"
+
+
+class _Hostile:
+    """Callable, but every attribute it does not have raises RuntimeError."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, event: Event) -> None:
+        self.calls += 1
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"no {name} here")
+
+
+class TestHostileGetattr:
+    """Item 6: a callable whose __getattr__ raises can be subscribed."""
+
+    def test_it_subscribes_and_runs(self, bus: EventBus) -> None:
+        """on() accepts it, and emitting runs it."""
+        handler = _Hostile()
+        bus.on("a", handler)
+
+        assert bus.emit_sync("a").ok
+        assert handler.calls == 1
+
+    def test_named_by_its_class(self, bus: EventBus) -> None:
+        """Its name falls back to its class's module.qualname."""
+        bus.on("a", _Hostile())
+
+        assert bus.listeners("a")[0].name == f"{__name__}._Hostile"
+
+    def test_weakly(self, bus: EventBus) -> None:
+        """weak=True holds it weakly, and off() removes it."""
+        handler = _Hostile()
+        bus.on("a", handler, weak=True)
+
+        assert bus.listeners("a")[0].weak is True
+        assert bus.off("a", handler) is True
+
+    def test_as_predicate(self, bus: EventBus) -> None:
+        """It may be a predicate too."""
+        bus.on("a", _noop, predicate=_Hostile())
+
+        assert bus.emit_sync("a").ok
+
+
+class _AsyncCall:
+    async def __call__(self, event: Event) -> str:
+        return "done"
+
+
+class TestAsyncDetection:
+    """Item 3: inspect's rule decides whether a handler is async."""
+
+    @pytest.mark.skipif(
+        not hasattr(inspect, "markcoroutinefunction"),
+        reason="inspect.markcoroutinefunction is new in Python 3.12",
+    )
+    def test_marked_function_is_async(self, bus: EventBus) -> None:
+        """A function marked with inspect.markcoroutinefunction counts as async."""
+
+        async def work(event: Event) -> str:
+            return "done"
+
+        def handler(event: Event) -> Any:
+            return work(event)
+
+        bus.on("a", inspect.markcoroutinefunction(handler))  # type: ignore[attr-defined]
+
+        assert bus.listeners("a")[0].is_async is True
+
+    @pytest.mark.skipif(
+        not hasattr(inspect, "markcoroutinefunction"),
+        reason="inspect.markcoroutinefunction is new in Python 3.12",
+    )
+    def test_marked_method_is_async(self, bus: EventBus) -> None:
+        """A bound method whose function is marked counts as async."""
+
+        class Holder:
+            def handle(self, event: Event) -> Any:
+                return asyncio.sleep(0)
+
+        inspect.markcoroutinefunction(Holder.handle)  # type: ignore[attr-defined]
+        holder = Holder()
+        bus.on("a", holder.handle)
+
+        assert bus.listeners("a")[0].is_async is True
+
+    def test_async_call_is_async(self, bus: EventBus) -> None:
+        """An object whose class's __call__ is a coroutine function counts as async."""
+        bus.on("a", _AsyncCall())
+
+        assert bus.listeners("a")[0].is_async is True
+
+    def test_plain_function_is_sync(self, bus: EventBus) -> None:
+        """A plain function is sync."""
+        bus.on("a", _noop)
+
+        assert bus.listeners("a")[0].is_async is False
