@@ -26,7 +26,7 @@ from ._dispatch import Hooks, dispatch, dispatch_sync
 from ._errors import safe_repr
 from ._event import Event, new_event, next_serial
 from ._failures import ErrorHook, Failures
-from ._handlers import HandlerInfo, check_handler
+from ._handlers import HandlerInfo, check_handler, check_takes_event
 from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
 from ._names import check_name, check_pattern
@@ -199,6 +199,7 @@ class EventBus:
     ) -> HandlerInfo | None:
         """Register one subscription; None if the handler was already subscribed to ``key``."""
         check_handler(handler)
+        check_takes_event(handler, "handler")
         key = self.check_subscribable(key)
         return self._router.table.add(key, handler, options, self._handler_timeout)
 

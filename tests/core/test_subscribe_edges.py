@@ -250,3 +250,141 @@ class TestAsyncDetection:
         bus.on("a", _noop)
 
         assert bus.listeners("a")[0].is_async is False
+
+
+def _no_argument() -> None:
+    pass
+
+
+def _two_arguments(event: Event, extra: object) -> None:
+    pass
+
+
+def _keyword_only(event: Event, *, extra: object) -> None:
+    pass
+
+
+def _optional_extra(event: Event, extra: object = None) -> None:
+    pass
+
+
+def _star_args(*args: object) -> None:
+    pass
+
+
+def _positional_only(event: Event, /) -> None:
+    pass
+
+
+class _Methods:
+    def no_event(self) -> None:
+        pass
+
+    def takes_event(self, event: Event) -> None:
+        pass
+
+
+class TestSignatureCheck:
+    """Item 4: on() refuses a handler or predicate that cannot take one Event."""
+
+    @pytest.mark.parametrize("handler", [_no_argument, _two_arguments, _keyword_only])
+    def test_unfit_handler_is_refused(self, bus: EventBus, handler: Callable[..., Any]) -> None:
+        """A handler that cannot be called with one argument is a TypeError naming it."""
+        with pytest.raises(
+            TypeError, match=rf"handler {__name__}\.{handler.__name__} .*\(the Event\)"
+        ):
+            bus.on("a", handler)
+        assert bus.listener_count() == 0
+
+    def test_message_shows_the_signature(self, bus: EventBus) -> None:
+        """The message shows the handler's signature."""
+        with pytest.raises(TypeError, match=r"its signature is \(event: .*, extra: .*\)"):
+            bus.on("a", _two_arguments)
+
+    @pytest.mark.parametrize("handler", [_optional_extra, _star_args, _positional_only])
+    def test_fit_handler_is_accepted(self, bus: EventBus, handler: Callable[..., Any]) -> None:
+        """Optional extras, *args and positional-only parameters are fine."""
+        bus.on("a", handler)
+
+        assert bus.emit_sync("a").ok
+
+    def test_bound_method_without_event_is_refused(self, bus: EventBus) -> None:
+        """A bound method is read without self: def m(self) is refused."""
+        with pytest.raises(TypeError, match="no_event"):
+            bus.on("a", _Methods().no_event)
+
+    def test_bound_method_with_event_is_accepted(self, bus: EventBus) -> None:
+        """def m(self, event) is fine."""
+        methods = _Methods()
+        bus.on("a", methods.takes_event)
+
+        assert bus.listener_count() == 1
+
+    def test_lambda_without_argument_is_refused(self, bus: EventBus) -> None:
+        """lambda: ... is refused."""
+        with pytest.raises(TypeError, match="cannot be called with one argument"):
+            bus.on("a", lambda: None)
+
+    def test_decorator_form(self, bus: EventBus) -> None:
+        """The decorator form checks too."""
+        with pytest.raises(TypeError, match="_no_argument"):
+            bus.on("a")(_no_argument)  # type: ignore[arg-type]
+
+    def test_once(self, bus: EventBus) -> None:
+        """once() checks too."""
+        with pytest.raises(TypeError, match="_two_arguments"):
+            bus.once("a", _two_arguments)  # type: ignore[arg-type]
+
+    def test_subscribed(self, bus: EventBus) -> None:
+        """subscribed() checks too."""
+        with (
+            pytest.raises(TypeError, match="_no_argument"),
+            bus.subscribed("a", _no_argument),  # type: ignore[arg-type]
+        ):
+            pass
+
+    def test_predicate_is_checked(self, bus: EventBus) -> None:
+        """A predicate that cannot take one Event is a TypeError naming it."""
+        with pytest.raises(TypeError, match=rf"predicate {__name__}\._two_arguments"):
+            bus.on("a", _noop, predicate=_two_arguments)
+
+    def test_without_signature_is_accepted(self, bus: EventBus) -> None:
+        """A builtin whose signature Python cannot read is accepted."""
+        bus.on("a", "abc".startswith, predicate="abc".startswith)
+
+        assert bus.listener_count() == 1
+
+    def test_wrapped_function_is_read_through(self, bus: EventBus) -> None:
+        """A functools.wraps wrapper is read as inspect.signature reads it."""
+
+        @functools.wraps(_two_arguments)
+        def wrapper(*args: object) -> None:
+            pass
+
+        with pytest.raises(TypeError, match=rf"{__name__}\._two_arguments"):
+            bus.on("a", wrapper)
+
+
+async def _async_predicate(event: Event) -> bool:
+    return False
+
+
+class TestAsyncPredicate:
+    """Item 5: predicates are synchronous."""
+
+    def test_async_function_is_refused(self, bus: EventBus) -> None:
+        """An async def predicate is a TypeError naming it."""
+        with pytest.raises(TypeError, match=rf"predicate {__name__}\._async_predicate is async"):
+            bus.on("a", _noop, predicate=_async_predicate)
+        assert bus.listener_count() == 0
+
+    def test_async_call_is_refused(self, bus: EventBus) -> None:
+        """An object with an async __call__ is refused as a predicate."""
+        with pytest.raises(TypeError, match="is async"):
+            bus.on("a", _noop, predicate=_AsyncCall())
+
+    def test_sync_predicate_is_accepted(self, bus: EventBus) -> None:
+        """A plain predicate is fine."""
+        bus.on("a", _noop, predicate=lambda event: True)
+
+        assert bus.listener_count() == 1
