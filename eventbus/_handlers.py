@@ -142,9 +142,30 @@ def check_handler(handler: object) -> None:
 
 def check_takes_event(obj: Callable[..., Any], what: str) -> None:
     """Raise ``TypeError`` unless ``obj`` can be called with exactly one positional
-    argument (the ``Event``), when Python can tell (``inspect.signature``)."""
-    if _takes_one(obj):
-        return
+    argument (the ``Event``), when Python can tell (``inspect.signature``).
+
+    A plain function (or a method of one) without ``__wrapped__`` or
+    ``__signature__`` is judged from its code, cheaply: only what that cannot
+    accept is handed to ``inspect.signature``.
+    """
+    function, bound = (obj.__func__, 1) if type(obj) is _METHOD else (obj, 0)
+    if (
+        type(function) is _FUNCTION
+        and not hasattr(function, "__wrapped__")
+        and not hasattr(function, "__signature__")
+    ):
+        code = function.__code__
+        positional = code.co_argcount - bound
+        defaults = function.__defaults__
+        if (
+            positional - (len(defaults) if defaults else 0) <= 1
+            and (positional >= 1 or code.co_flags & _CO_VARARGS)
+            and (
+                not code.co_kwonlyargcount
+                or len(function.__kwdefaults__ or ()) == code.co_kwonlyargcount
+            )
+        ):
+            return
     try:
         signature = inspect.signature(obj)
     except Exception:  # no signature to read (some builtins): accept
@@ -156,27 +177,6 @@ def check_takes_event(obj: Callable[..., Any], what: str) -> None:
             f"{what} {callable_name(obj)} cannot be called with one argument (the Event): "
             f"its signature is {signature}"
         ) from None
-
-
-def _takes_one(obj: object) -> bool:
-    """The cheap yes of ``check_takes_event`` for a plain function or a method of
-    one (read from its code); False means "ask ``inspect.signature``"."""
-    bound = 0
-    if type(obj) is _METHOD:
-        obj, bound = obj.__func__, 1
-    if type(obj) is not _FUNCTION or hasattr(obj, "__wrapped__") or hasattr(obj, "__signature__"):
-        return False
-    code = obj.__code__
-    positional = code.co_argcount - bound
-    defaults = obj.__defaults__
-    if positional - (len(defaults) if defaults else 0) > 1:
-        return False
-    if positional < 1 and not code.co_flags & _CO_VARARGS:
-        return False
-    if code.co_kwonlyargcount:
-        keyword_defaults = obj.__kwdefaults__
-        return keyword_defaults is not None and len(keyword_defaults) == code.co_kwonlyargcount
-    return True
 
 
 class _Subscription:
