@@ -12,9 +12,9 @@ import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Final, final
+from typing import Any, Final, cast, final
 
-from ._handlers import HandlerInfo, _Subscription, subscription_identity
+from ._handlers import HandlerInfo, Identity, _Subscription, subscription_identity
 from ._names import keys_overlap
 from ._options import Options
 
@@ -26,6 +26,35 @@ _NONE: Final[tuple[HandlerInfo, ...]] = ()
 def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
     """Higher priority first; equal priorities in subscription order."""
     return sorted(subscriptions, key=lambda info: (-info.priority, info.order))
+
+
+def _find(infos: tuple[HandlerInfo, ...], identity: Identity) -> HandlerInfo | None:
+    """The live subscription of the handler with this identity, if any."""
+    for known in infos:
+        if known._identity == identity and known.alive:
+            return known
+    return None
+
+
+def _append(
+    infos: tuple[HandlerInfo, ...],
+    checked: tuple[HandlerInfo, ...],
+    identity: Identity,
+    info: HandlerInfo,
+) -> tuple[HandlerInfo, ...] | None:
+    """``infos`` plus ``info``, or None if ``infos`` (which may differ from the
+    ``checked`` tuple) already has that handler."""
+    if infos is not checked and _find(infos, identity) is not None:
+        return None
+    return (*infos, info)
+
+
+def _without(infos: tuple[HandlerInfo, ...], info: HandlerInfo) -> tuple[HandlerInfo, ...] | None:
+    """``infos`` without ``info``, or None if it is not there."""
+    for index, known in enumerate(infos):
+        if known is info:
+            return infos[:index] + infos[index + 1 :]
+    return None
 
 
 def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[object], None]:
@@ -79,36 +108,56 @@ class SubscriptionTable:
         with self._lock:
             if self.has_dead:
                 self.purge()
-            existing = self._by_key.get(key, _NONE)
-            for known in existing:
-                if known._identity == identity and known.alive:
-                    return None
+            seen = self._by_key.get(key, _NONE)
+            if _find(seen, identity) is not None:
+                return None
             timeout = default_timeout if options.timeout is None else float(options.timeout)
+            # Building the subscription may run the handler's own code (its
+            # __getattr__, a __del__ or weakref callback set off by allocating),
+            # which may change this key: see _write.
             info = _Subscription(
                 handler, identity, key, options, timeout, next(self._order), self._on_collected
             )
             info.__class__ = HandlerInfo  # read-only from now on
-            self._by_key[key] = (*existing, info)  # type: ignore[arg-type]
+            added = cast(HandlerInfo, info)
+            if not self._write(key, _append, seen, identity, added):
+                return None  # subscribed meanwhile, by the code that ran
             self.changed()
-        return info  # type: ignore[return-value]
+        return added
 
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
         """Drop these subscriptions if they are still there."""
         with self._lock:
-            by_key = self._by_key
             changed = False
             for info in doomed:
-                key = info.pattern
-                infos = by_key.get(key, _NONE)
-                if info in infos:
-                    if len(infos) == 1:
-                        del by_key[key]
-                    else:
-                        index = infos.index(info)
-                        by_key[key] = infos[:index] + infos[index + 1 :]
-                    changed = True
+                changed |= self._write(info.pattern, _without, info)
             if changed:
                 self.changed()
+
+    def _write(
+        self, key: str, change: Callable[..., tuple[HandlerInfo, ...] | None], *args: Any
+    ) -> bool:
+        """Replace ``key``'s tuple by ``change(tuple, *args)`` (None: no change); return
+        whether it changed. Called with the lock held.
+
+        The lock is re-entrant: code run while the new tuple is built (a
+        ``__del__`` or weakref callback set off by an allocation, in this thread)
+        may replace the tuple meanwhile. The new tuple is written only if it was
+        built from the one still there, else built again: no change is lost.
+        """
+        by_key = self._by_key
+        while True:
+            current = by_key.get(key, _NONE)
+            new = change(current, *args)
+            if new is None:
+                return False
+            if by_key.get(key, _NONE) is current:
+                break
+        if new:
+            by_key[key] = new
+        else:
+            del by_key[key]
+        return True
 
     def discard(self, info: HandlerInfo) -> None:
         """Drop one subscription if it is still there (a claimed once, ``subscribed``)."""
@@ -118,10 +167,10 @@ class SubscriptionTable:
         """Drop ``handler``'s subscription to exactly ``key``; True if there was one."""
         identity = subscription_identity(handler)
         with self._lock:
-            for info in self._by_key.get(key, _NONE):
-                if info._identity == identity and info.alive:
-                    self.remove((info,))
-                    return True
+            info = _find(self._by_key.get(key, _NONE), identity)
+            if info is not None:
+                self.remove((info,))
+                return True
         return False
 
     def clear(self, key: str | None, owner: str | None) -> int:

@@ -388,3 +388,69 @@ class TestAsyncPredicate:
         bus.on("a", _noop, predicate=lambda event: True)
 
         assert bus.listener_count() == 1
+
+
+class _SubscribesWhileNamed:
+    """A handler that, when on() reads its __qualname__ (to name it), runs
+    ``action``: code run by on() itself, in the same thread, with the lock held."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.action = action
+
+    def __call__(self, event: Event) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        if name == "__qualname__":
+            action, self.action = self.action, lambda: None  # once
+            action()
+        raise AttributeError(name)
+
+
+class TestReentrantTableChanges:
+    """Item 8: a change made by code that on() runs is not lost."""
+
+    def test_subscription_made_meanwhile_is_kept(self, bus: EventBus) -> None:
+        """A handler subscribed to the same key while on() builds its subscription stays."""
+        handler = _SubscribesWhileNamed(lambda: bus.on("a", _noop))
+
+        bus.on("a", handler)
+
+        assert {info.callback for info in bus.listeners("a")} == {handler, _noop}
+
+    def test_both_run(self, bus: EventBus) -> None:
+        """Both handlers run."""
+        handler = _SubscribesWhileNamed(lambda: bus.on("a", _noop))
+        bus.on("a", handler)
+
+        report = bus.emit_sync("a")
+
+        assert {result.handler.callback for result in report.results} == {_noop, handler}
+
+    def test_same_handler_subscribed_meanwhile_is_one(self, bus: EventBus) -> None:
+        """If that code subscribes the same handler, there is still one subscription."""
+        holder: list[_SubscribesWhileNamed] = []
+        handler = _SubscribesWhileNamed(lambda: bus.on("a", holder[0]))
+        holder.append(handler)
+
+        bus.on("a", handler)
+
+        assert bus.listener_count("a") == 1
+
+    def test_removal_made_meanwhile_is_kept(self, bus: EventBus) -> None:
+        """A handler unsubscribed while on() builds its subscription stays unsubscribed."""
+        bus.on("a", _noop)
+        handler = _SubscribesWhileNamed(lambda: bus.off("a", _noop))
+
+        bus.on("a", handler)
+
+        assert [info.callback for info in bus.listeners("a")] == [handler]
+
+    def test_clear_made_meanwhile_is_kept(self, bus: EventBus) -> None:
+        """A clear() made meanwhile keeps what it removed removed."""
+        bus.on("a", _noop, owner="old")
+        handler = _SubscribesWhileNamed(lambda: bus.clear(owner="old"))
+
+        bus.on("a", handler)
+
+        assert [info.callback for info in bus.listeners("a")] == [handler]
