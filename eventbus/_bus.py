@@ -77,7 +77,7 @@ class EventBus:
         lock = RLock()
         log = BusLog(name, logger)
         lifecycle = Lifecycle(lock, log.publish_failed)
-        router = Router(name, strict, lock)
+        router = Router(name, strict, lock, log.handler_collected_unused)
         self._name: Final = name
         self._log: Final = log
         self._gate: Final = log.gate

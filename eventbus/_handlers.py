@@ -190,6 +190,7 @@ class _Subscription:
         "_predicate_ref",
         "_ref",
         "_strong",
+        "_unused",
         "has_predicate",
         "is_async",
         "name",
@@ -218,6 +219,8 @@ class _Subscription:
     _predicate_ref: Callable[[], Predicate | None] | None
     _claim: list[None] | None
     _identity: Identity
+    _unused: list[None] | None
+    """Weakly held and never run yet: ``[None]``, emptied by its first run."""
 
     def __init__(
         self,
@@ -261,6 +264,7 @@ class _Subscription:
             self._predicate, self._predicate_ref = predicate, None
         self._claim = [None] if once else None
         self._identity = identity
+        self._unused = None if ref is None else [None]
 
 
 @final

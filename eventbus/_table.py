@@ -60,37 +60,65 @@ def _without(infos: tuple[HandlerInfo, ...], info: HandlerInfo) -> tuple[Handler
 def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[object], None]:
     """The weakref callback of a table's weakly held handlers (holds the table weakly)."""
 
-    def collected(_: object) -> None:
+    def collected(ref: object) -> None:
         table = table_ref()
         if table is not None:
             table.has_dead = True
             table.changed()
+            table.collected(ref)
 
     return collected
 
 
 @final
 class SubscriptionTable:
-    """Every subscription of one bus, by key; ``changed`` is called after each change."""
+    """Every subscription of one bus, by key; ``changed`` is called after each change,
+    ``on_unused`` with a weakly held subscription whose handler was collected
+    before it ever ran."""
 
     __slots__ = (
         "__weakref__",
         "_by_key",
         "_lock",
         "_on_collected",
+        "_on_unused",
         "_order",
         "changed",
         "has_dead",
     )
 
-    def __init__(self, lock: threading.RLock, changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        changed: Callable[[], None],
+        on_unused: Callable[[HandlerInfo], None] | None = None,
+    ) -> None:
         self._lock: Final = lock
+        self._on_unused: Final = on_unused
         self._order: Final = itertools.count()
         self._by_key: dict[str, tuple[HandlerInfo, ...]] = {}
         self._on_collected: Final = _collected_callback(weakref.ref(self))
         self.changed: Final = changed
         self.has_dead = False
         """A weakly held handler was collected: purge before counting or listing."""
+
+    def collected(self, ref: object) -> None:
+        """A weakly held handler or predicate was collected (``ref`` is its dead
+        reference): report its subscription if the handler never ran.
+
+        Called from a weakref callback: at any moment, in any thread.
+        """
+        on_unused = self._on_unused
+        if on_unused is None:
+            return
+        for infos in list(self._by_key.values()):
+            for info in infos:
+                if info._ref is ref:
+                    unused = info._unused
+                    if unused:
+                        unused.clear()
+                        on_unused(info)
+                    return
 
     def items(self) -> list[tuple[str, tuple[HandlerInfo, ...]]]:
         """A snapshot of (key, subscriptions) pairs, for building a route."""

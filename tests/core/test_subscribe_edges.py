@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from eventbus import Event, EventBus
 
@@ -454,3 +455,102 @@ class TestReentrantTableChanges:
         bus.on("a", handler)
 
         assert [info.callback for info in bus.listeners("a")] == [handler]
+
+
+class _Temporary:
+    def method(self, event: Event) -> None:
+        pass
+
+
+class _FailingLogger:
+    """A logger every call of which raises."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def fail(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the log is down")
+
+        return fail
+
+
+def _unused_warnings(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["event"] == "eventbus.handler_collected_unused"]
+
+
+class TestCollectedUnused:
+    """Item 9: a weakly held handler collected before it ever ran is a warning."""
+
+    def test_temporary_method_is_warned_about(self, bus: EventBus) -> None:
+        """bus.on(name, Temporary().method) logs one warning naming the handler."""
+        with structlog.testing.capture_logs() as logs:
+            bus.on("a", _Temporary().method)
+            gc.collect()
+
+        [entry] = _unused_warnings(logs)
+        assert entry["log_level"] == "warning"
+        assert entry["handler"] == f"{__name__}._Temporary.method"
+
+    def test_not_after_a_run(self, bus: EventBus) -> None:
+        """A handler that ran once is collected silently."""
+        temporary = _Temporary()
+        bus.on("a", temporary.method)
+        bus.emit_sync("a")
+
+        with structlog.testing.capture_logs() as logs:
+            del temporary
+            gc.collect()
+
+        assert _unused_warnings(logs) == []
+
+    async def test_not_after_an_awaited_run(self, bus: EventBus) -> None:
+        """A run through await bus.emit counts too."""
+        temporary = _Temporary()
+        bus.on("a", temporary.method)
+        await bus.emit("a")
+
+        with structlog.testing.capture_logs() as logs:
+            del temporary
+            gc.collect()
+
+        assert _unused_warnings(logs) == []
+
+    def test_false_predicate_is_not_a_run(self, bus: EventBus) -> None:
+        """A handler whose predicate was always false is warned about."""
+        temporary = _Temporary()
+        bus.on("a", temporary.method, predicate=lambda event: False)
+        bus.emit_sync("a")
+
+        with structlog.testing.capture_logs() as logs:
+            del temporary
+            gc.collect()
+
+        assert len(_unused_warnings(logs)) == 1
+
+    def test_not_after_off(self, bus: EventBus) -> None:
+        """An unsubscribed handler is collected silently."""
+        temporary = _Temporary()
+        bus.on("a", temporary.method)
+        bus.off("a", temporary.method)
+
+        with structlog.testing.capture_logs() as logs:
+            del temporary
+            gc.collect()
+
+        assert _unused_warnings(logs) == []
+
+    def test_builtin_method(self, bus: EventBus) -> None:
+        """A deque's append collected before it ran is warned about, by name."""
+        with structlog.testing.capture_logs() as logs:
+            bus.on("a", collections.deque().append)
+            gc.collect()
+
+        [entry] = _unused_warnings(logs)
+        assert entry["handler"] == "collections.deque.append"
+
+    def test_logging_failure_goes_to_stderr(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A logger that fails does not raise from the weakref callback: stderr says so."""
+        bus = EventBus(logger=_FailingLogger())
+        bus.on("a", _Temporary().method)
+        gc.collect()
+
+        assert "could not log eventbus.handler_collected_unused" in capsys.readouterr().err
+        assert bus.listener_count() == 0
