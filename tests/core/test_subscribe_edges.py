@@ -554,3 +554,42 @@ class TestCollectedUnused:
 
         assert "could not log eventbus.handler_collected_unused" in capsys.readouterr().err
         assert bus.listener_count() == 0
+
+
+async def _async_audit(event: Event) -> None:
+    pass
+
+
+class TestEmitSyncRefusal:
+    """Item 10: emit_sync in a loop's thread names the async handlers and their owners."""
+
+    async def test_names_handler_and_owner(self, bus: EventBus) -> None:
+        """The message names each async handler with its owner."""
+        bus.on("*", _async_audit, owner="audit")
+
+        with pytest.raises(RuntimeError, match=rf"\({__name__}\._async_audit \(owner 'audit'\)\)"):
+            bus.emit_sync("sale.closed")
+
+    async def test_without_owner(self, bus: EventBus) -> None:
+        """A handler without owner is named alone."""
+        bus.on("a", _async_audit)
+
+        with pytest.raises(RuntimeError, match=rf"\({__name__}\._async_audit\)"):
+            bus.emit_sync("a")
+
+    async def test_says_what_to_use(self, bus: EventBus) -> None:
+        """The message points to await bus.emit(...) and bus.publish(...)."""
+        bus.on("a", _async_audit, owner="audit")
+
+        with pytest.raises(RuntimeError, match=r"await bus\.emit\(\.\.\.\)` or `bus\.publish"):
+            bus.emit_sync("a")
+
+    async def test_nothing_runs(self, bus: EventBus) -> None:
+        """No handler runs, not even the sync ones before the async one."""
+        ran: list[Event] = []
+        bus.on("a", ran.append, priority=1)
+        bus.on("a", _async_audit, owner="audit")
+
+        with pytest.raises(RuntimeError):
+            bus.emit_sync("a")
+        assert ran == []
