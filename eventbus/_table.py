@@ -12,7 +12,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Final, cast, final
+from typing import Any, Final, final
 
 from ._handlers import HandlerInfo, Identity, _Subscription, subscription_identity
 from ._names import keys_overlap
@@ -33,27 +33,6 @@ def _find(infos: tuple[HandlerInfo, ...], identity: Identity) -> HandlerInfo | N
     for known in infos:
         if known._identity == identity and known.alive:
             return known
-    return None
-
-
-def _append(
-    infos: tuple[HandlerInfo, ...],
-    checked: tuple[HandlerInfo, ...],
-    identity: Identity,
-    info: HandlerInfo,
-) -> tuple[HandlerInfo, ...] | None:
-    """``infos`` plus ``info``, or None if ``infos`` (which may differ from the
-    ``checked`` tuple) already has that handler."""
-    if infos is not checked and _find(infos, identity) is not None:
-        return None
-    return (*infos, info)
-
-
-def _without(infos: tuple[HandlerInfo, ...], info: HandlerInfo) -> tuple[HandlerInfo, ...] | None:
-    """``infos`` without ``info``, or None if it is not there."""
-    for index, known in enumerate(infos):
-        if known is info:
-            return infos[:index] + infos[index + 1 :]
     return None
 
 
@@ -136,56 +115,62 @@ class SubscriptionTable:
         with self._lock:
             if self.has_dead:
                 self.purge()
-            seen = self._by_key.get(key, _NONE)
-            if _find(seen, identity) is not None:
-                return None
+            by_key = self._by_key
+            seen = by_key.get(key, _NONE)
+            for known in seen:
+                if known._identity == identity and known.alive:
+                    return None
             timeout = default_timeout if options.timeout is None else float(options.timeout)
-            # Building the subscription may run the handler's own code (its
-            # __getattr__, a __del__ or weakref callback set off by allocating),
-            # which may change this key: see _write.
             info = _Subscription(
                 handler, identity, key, options, timeout, next(self._order), self._on_collected
             )
             info.__class__ = HandlerInfo  # read-only from now on
-            added = cast(HandlerInfo, info)
-            if not self._write(key, _append, seen, identity, added):
-                return None  # subscribed meanwhile, by the code that ran
+            new = (*seen, info)
+            # Building the subscription (its name, how it is held) and the tuple
+            # may run code that changes this key in this thread, through the
+            # re-entrant lock: the handler's __getattr__, a __del__ or weakref
+            # callback set off by an allocation. Write only a tuple built from
+            # the one still there, so that no change is lost.
+            current = by_key.get(key, _NONE)
+            while current is not seen:
+                if _find(current, identity) is not None:
+                    return None  # subscribed meanwhile, by the code that ran
+                seen = current
+                new = (*seen, info)
+                current = by_key.get(key, _NONE)
+            by_key[key] = new  # type: ignore[assignment]
             self.changed()
-        return added
+        return info  # type: ignore[return-value]
 
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
-        """Drop these subscriptions if they are still there."""
+        """Drop these subscriptions if they are still there.
+
+        As in ``add``, a key's new tuple is written only if it was built from
+        the one still there (building it may run code that changes the key).
+        """
         with self._lock:
+            by_key = self._by_key
             changed = False
             for info in doomed:
-                changed |= self._write(info.pattern, _without, info)
+                key = info.pattern
+                infos = by_key.get(key, _NONE)
+                while info in infos:
+                    if len(infos) == 1:
+                        new = _NONE
+                    else:
+                        index = infos.index(info)
+                        new = infos[:index] + infos[index + 1 :]
+                    current = by_key.get(key, _NONE)
+                    if current is infos:
+                        if new:
+                            by_key[key] = new
+                        else:
+                            del by_key[key]
+                        changed = True
+                        break
+                    infos = current  # changed meanwhile: build again from what is there
             if changed:
                 self.changed()
-
-    def _write(
-        self, key: str, change: Callable[..., tuple[HandlerInfo, ...] | None], *args: Any
-    ) -> bool:
-        """Replace ``key``'s tuple by ``change(tuple, *args)`` (None: no change); return
-        whether it changed. Called with the lock held.
-
-        The lock is re-entrant: code run while the new tuple is built (a
-        ``__del__`` or weakref callback set off by an allocation, in this thread)
-        may replace the tuple meanwhile. The new tuple is written only if it was
-        built from the one still there, else built again: no change is lost.
-        """
-        by_key = self._by_key
-        while True:
-            current = by_key.get(key, _NONE)
-            new = change(current, *args)
-            if new is None:
-                return False
-            if by_key.get(key, _NONE) is current:
-                break
-        if new:
-            by_key[key] = new
-        else:
-            del by_key[key]
-        return True
 
     def discard(self, info: HandlerInfo) -> None:
         """Drop one subscription if it is still there (a claimed once, ``subscribed``)."""
