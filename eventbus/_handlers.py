@@ -156,14 +156,14 @@ def check_takes_event(obj: Callable[..., Any], what: str) -> None:
     ):
         code = function.__code__
         positional = code.co_argcount - bound
+        kw_only = code.co_kwonlyargcount
+        if positional == 1 and not kw_only:  # def handler(event): the usual case
+            return
         defaults = function.__defaults__
         if (
             positional - (len(defaults) if defaults else 0) <= 1
             and (positional >= 1 or code.co_flags & _CO_VARARGS)
-            and (
-                not code.co_kwonlyargcount
-                or len(function.__kwdefaults__ or ()) == code.co_kwonlyargcount
-            )
+            and (not kw_only or len(function.__kwdefaults__ or ()) == kw_only)
         ):
             return
     try:
