@@ -394,19 +394,18 @@ def _hold_builtin_method(
     ``TypeError`` when ``weak=True``)."""
     owner = method.__self__
     descriptor = _unbound(method)
-    if descriptor is not None:
+    if descriptor is None:  # e.g. dict.fromkeys: bound to a class, not found on its type
+        reason = "it cannot be bound again from its object's type"
+    else:
         try:
             ref = _WeakBuiltinMethod(owner, on_collected)
         except TypeError:
-            pass
+            reason = f"its object ({type(owner).__name__}) does not support weak references"
         else:
             ref._descriptor = descriptor
             return None, ref
     if weak:
-        raise TypeError(
-            f"cannot hold {callable_name(method)} weakly: its object "
-            f"({type(owner).__name__}) does not support weak references"
-        )
+        raise TypeError(f"cannot hold {callable_name(method)} weakly: {reason}")
     return method, None
 
 

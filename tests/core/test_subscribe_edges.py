@@ -593,3 +593,20 @@ class TestEmitSyncRefusal:
         with pytest.raises(RuntimeError):
             bus.emit_sync("a")
         assert ran == []
+
+
+class TestBuiltinMethodOfAClass:
+    """Item 1, edge: a built-in method bound to a class (dict.fromkeys)."""
+
+    def test_held_strongly_and_one_subscription(self, bus: EventBus) -> None:
+        """It cannot be bound again weakly: held strongly, still one handler."""
+        bus.on("a", dict.fromkeys)
+        bus.on("a", dict.fromkeys)
+
+        assert [info.weak for info in bus.listeners("a")] == [False]
+        assert bus.off("a", dict.fromkeys) is True
+
+    def test_weak_true_says_why(self, bus: EventBus) -> None:
+        """weak=True is a TypeError that does not blame weak references of classes."""
+        with pytest.raises(TypeError, match="cannot be bound again from its object's type"):
+            bus.on("a", dict.fromkeys, weak=True)
