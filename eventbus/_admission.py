@@ -107,13 +107,18 @@ class Admission:
         return ancestors
 
     def refuse_async_in_loop(self, route: Route, parent: Frame | None) -> NoReturn:
-        """``emit_sync`` in a running loop's thread cannot run the route's async handlers."""
+        """``emit_sync`` in a running loop's thread cannot run the route's async
+        handlers: say which, and whose (their ``owner``), and what to use instead."""
         if self._lifecycle.closing:
             self.refuse_if_closed(route.name, parent)
-        async_names = ", ".join(info.name for info in route.handlers if info.is_async)
+        async_handlers = ", ".join(
+            info.name if info.owner is None else f"{info.name} (owner {info.owner!r})"
+            for info in route.handlers
+            if info.is_async
+        )
         raise RuntimeError(
             f"emit_sync({route.name!r}) inside a running event loop cannot run async handlers "
-            f"({async_names}); use `await bus.emit(...)` or `bus.publish(...)`"
+            f"({async_handlers}); use `await bus.emit(...)` or `bus.publish(...)`"
         )
 
     def refuse_if_closed(self, name: str, emitter: Frame | None) -> None:

@@ -26,7 +26,7 @@ from ._dispatch import Hooks, dispatch, dispatch_sync
 from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial
 from ._failures import ErrorHook, Failures
-from ._handlers import HandlerInfo, check_handler
+from ._handlers import HandlerInfo, check_handler, check_takes_event
 from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
 from ._names import check_name, check_pattern
@@ -77,7 +77,7 @@ class EventBus:
         lock = RLock()
         log = BusLog(name, logger)
         lifecycle = Lifecycle(lock, log.publish_failed)
-        router = Router(name, strict, lock)
+        router = Router(name, strict, lock, log.handler_collected_unused)
         self._name: Final = name
         self._log: Final = log
         self._gate: Final = log.gate
@@ -208,6 +208,7 @@ class EventBus:
     ) -> HandlerInfo | None:
         """Register one subscription; None if the handler was already subscribed to ``key``."""
         check_handler(handler)
+        check_takes_event(handler, "handler")
         key = check_pattern(key)
         router = self._router
         if router.catalog.strict:

@@ -25,14 +25,16 @@ def check_count(value: object, what: str, *, minimum: int) -> int:
 
 
 def check_timeout(timeout: object, what: str) -> float | None:
-    """Validate a timeout in seconds: ``None`` or a non-negative number."""
+    """Validate a timeout in seconds: ``None`` or a finite non-negative number
+    (infinity would not show in ``describe()``'s JSON; ``None`` means no limit)."""
     if timeout is None:
         return None
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
         raise TypeError(f"{what} must be a number of seconds or None, not {safe_repr(timeout)}")
-    if math.isnan(timeout) or timeout < 0:
+    if not math.isfinite(timeout) or timeout < 0:
         raise ValueError(
-            f"{what} must be a non-negative number of seconds, not {safe_repr(timeout)}"
+            f"{what} must be a finite non-negative number of seconds (None for no limit), "
+            f"not {safe_repr(timeout)}"
         )
     return float(timeout)
 

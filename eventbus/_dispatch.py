@@ -51,7 +51,8 @@ def _admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] 
 
     Skips a collected weak handler, a false predicate and a once-subscription
     that another emission already claimed; claims (and unsubscribes) the once-
-    subscription otherwise. A predicate's exception propagates to the caller.
+    subscription otherwise, and marks a weakly held one as run. A predicate's
+    exception propagates to the caller.
     """
     handler = info.callback
     if handler is None:
@@ -64,6 +65,9 @@ def _admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] 
         if not info.claim():
             return None
         hooks.discard(info)
+    unused = info._unused
+    if unused:
+        unused.clear()  # it ran: no warning when its object is collected
     return handler
 
 

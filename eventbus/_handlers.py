@@ -22,6 +22,8 @@ __all__ = [
     "_Subscription",
     "callable_name",
     "check_handler",
+    "check_takes_event",
+    "is_async",
     "subscription_identity",
 ]
 
@@ -32,42 +34,149 @@ _NOT_WEAKREFABLE: Final = (types.BuiltinMethodType, types.BuiltinFunctionType)
 
 _FUNCTION: Final = types.FunctionType
 _METHOD: Final = types.MethodType
+_BUILTIN_BOUND: Final = (types.BuiltinMethodType, types.MethodWrapperType)
+_ROUTINES: Final = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.MethodWrapperType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+)
 _CO_COROUTINE: Final = inspect.CO_COROUTINE
+_CO_VARARGS: Final = inspect.CO_VARARGS
+_MARKERS: Final = hasattr(inspect, "markcoroutinefunction")
+"""Python 3.12+: a plain function may be marked as a coroutine function."""
+_MAX_UNWRAP: Final = 100
+
+Identity = int | tuple[int, int | str]
+"""What makes two subscriptions of one key the same (see ``subscription_identity``)."""
+
+
+def _attribute(obj: object, name: str) -> Any:
+    """``obj.name``, or None when reading it fails in any way (a ``__getattr__``
+    that raises something else than ``AttributeError``)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
 
 
 def callable_name(obj: object) -> str:
-    """``module.qualname`` of a callable, for logs and introspection."""
+    """``module.qualname`` of a callable, for logs and introspection.
+
+    A bound method is named by its function, a built-in one (``items.append``)
+    by its object's type (``builtins.list.append``), a ``partial`` by the
+    function it wraps, and a wrapper without its own ``__qualname__`` by its
+    ``__wrapped__``; a callable object without any of these by its class.
+    """
     target = obj.__func__ if isinstance(obj, _METHOD) else obj
-    if isinstance(target, (_FUNCTION, types.BuiltinFunctionType, type)):
+    if isinstance(target, (_FUNCTION, type)):
         return f"{target.__module__}.{target.__qualname__}"
-    if isinstance(target, functools.partial):
-        return callable_name(target.func)
+    for _ in range(_MAX_UNWRAP):
+        if isinstance(target, functools.partial):
+            target = target.func
+            continue
+        qualname = _attribute(target, "__qualname__")
+        if isinstance(qualname, str):
+            module = _attribute(target, "__module__")
+            if not isinstance(module, str):  # a built-in method: its object's module
+                owner = _attribute(target, "__self__")
+                module = (
+                    owner.__name__
+                    if isinstance(owner, types.ModuleType)
+                    else type(owner).__module__
+                )
+            return f"{module}.{qualname}"
+        wrapped = _attribute(target, "__wrapped__")
+        if wrapped is None or not callable(wrapped):
+            break
+        target = wrapped
     cls = type(target)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def subscription_identity(handler: Callable[..., Any]) -> int | tuple[int, int]:
+def subscription_identity(handler: Callable[..., Any]) -> Identity:
     """A key equal for equal handlers: bound methods by (function, object), since
-    ``obj.method`` builds a new method object on every attribute access."""
+    ``obj.method`` builds a new method object on every attribute access; built-in
+    bound methods (``items.append``) likewise by (object, method name)."""
     if isinstance(handler, _METHOD):
         return id(handler.__func__), id(handler.__self__)
+    if isinstance(handler, _BUILTIN_BOUND):
+        owner = _builtin_owner(handler)
+        if owner is not None:
+            return id(owner), handler.__name__
     return id(handler)
 
 
-def _is_async(handler: Callable[..., Any]) -> bool:
+def _builtin_owner(method: Any) -> object | None:
+    """The object a built-in method is bound to; None for a module's function (``len``)."""
+    owner = method.__self__
+    return None if owner is None or isinstance(owner, types.ModuleType) else owner
+
+
+def is_async(handler: Callable[..., Any]) -> bool:
+    """Whether calling ``handler`` gives a coroutine, as far as can be told before:
+    ``inspect.iscoroutinefunction`` (functions marked with
+    ``inspect.markcoroutinefunction`` included), or its class's ``__call__`` is."""
     target = handler.__func__ if isinstance(handler, _METHOD) else handler
     if type(target) is _FUNCTION:
-        return bool(target.__code__.co_flags & _CO_COROUTINE)
-    if inspect.iscoroutinefunction(target):
-        return True
+        return bool(target.__code__.co_flags & _CO_COROUTINE) or (
+            _MARKERS and inspect.iscoroutinefunction(target)
+        )
+    try:
+        if inspect.iscoroutinefunction(target):
+            return True
+    except Exception:  # a __getattr__ that raises: judge by the class alone
+        pass
     call = getattr(type(target), "__call__", None)  # noqa: B004 - we want the type's __call__
-    return not inspect.isroutine(target) and inspect.iscoroutinefunction(call)
+    return not isinstance(target, _ROUTINES) and inspect.iscoroutinefunction(call)
 
 
 def check_handler(handler: object) -> None:
     """Raise ``TypeError`` unless ``handler`` is callable."""
     if not callable(handler):
         raise TypeError(f"handler must be callable, not {shown(handler)}")
+
+
+def check_takes_event(obj: Callable[..., Any], what: str) -> None:
+    """Raise ``TypeError`` unless ``obj`` can be called with exactly one positional
+    argument (the ``Event``), when Python can tell (``inspect.signature``).
+
+    A plain function (or a method of one) without ``__wrapped__`` or
+    ``__signature__`` is judged from its code, cheaply: only what that cannot
+    accept is handed to ``inspect.signature``.
+    """
+    function, bound = (obj.__func__, 1) if type(obj) is _METHOD else (obj, 0)
+    if (
+        type(function) is _FUNCTION
+        and not hasattr(function, "__wrapped__")
+        and not hasattr(function, "__signature__")
+    ):
+        code = function.__code__
+        positional = code.co_argcount - bound
+        kw_only = code.co_kwonlyargcount
+        if positional == 1 and not kw_only:  # def handler(event): the usual case
+            return
+        defaults = function.__defaults__
+        if (
+            positional - (len(defaults) if defaults else 0) <= 1
+            and (positional >= 1 or code.co_flags & _CO_VARARGS)
+            and (not kw_only or len(function.__kwdefaults__ or ()) == kw_only)
+        ):
+            return
+    try:
+        signature = inspect.signature(obj)
+    except Exception:  # no signature to read (some builtins): accept
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise TypeError(
+            f"{what} {callable_name(obj)} cannot be called with one argument (the Event): "
+            f"its signature is {signature}"
+        ) from None
 
 
 class _Subscription:
@@ -81,6 +190,7 @@ class _Subscription:
         "_predicate_ref",
         "_ref",
         "_strong",
+        "_unused",
         "has_predicate",
         "is_async",
         "name",
@@ -108,12 +218,14 @@ class _Subscription:
     _predicate: Predicate | None
     _predicate_ref: Callable[[], Predicate | None] | None
     _claim: list[None] | None
-    _identity: int | tuple[int, int]
+    _identity: Identity
+    _unused: list[None] | None
+    """Weakly held and never run yet: ``[None]``, emptied by its first run."""
 
     def __init__(
         self,
         handler: Handler,
-        identity: int | tuple[int, int],
+        identity: Identity,
         pattern: str,
         options: Options,
         timeout: float | None,
@@ -126,11 +238,13 @@ class _Subscription:
         if type(handler) is _FUNCTION and weak is not True:  # the common case, cheaply
             strong, ref = handler, None
             self.name = f"{handler.__module__}.{handler.__qualname__}"
-            self.is_async = bool(handler.__code__.co_flags & _CO_COROUTINE)
+            self.is_async = bool(handler.__code__.co_flags & _CO_COROUTINE) or (
+                _MARKERS and inspect.iscoroutinefunction(handler)
+            )
         else:
             strong, ref = _hold(handler, weak, on_collected)
             self.name = callable_name(handler)
-            self.is_async = _is_async(handler)
+            self.is_async = is_async(handler)
         self.pattern = pattern
         self.priority = options.priority
         self.once = once
@@ -150,6 +264,7 @@ class _Subscription:
             self._predicate, self._predicate_ref = predicate, None
         self._claim = [None] if once else None
         self._identity = identity
+        self._unused = None if ref is None else [None]
 
 
 @final
@@ -254,6 +369,8 @@ def _hold(
                     f"({type(handler.__self__).__name__}) does not support weak references"
                 ) from None
             return handler, None  # default: keep working rather than fail or vanish
+    if isinstance(handler, _BUILTIN_BOUND) and _builtin_owner(handler) is not None:
+        return _hold_builtin_method(handler, weak, on_collected)
     if not weak:
         return handler, None
     if isinstance(handler, _NOT_WEAKREFABLE):
@@ -267,3 +384,55 @@ def _hold(
             f"cannot hold {callable_name(handler)} weakly: "
             f"{type(handler).__name__} objects do not support weak references"
         ) from None
+
+
+def _hold_builtin_method(
+    method: Any, weak: bool | None, on_collected: Callable[[object], None]
+) -> tuple[Handler | None, Callable[[], Handler | None] | None]:
+    """A built-in bound method (``deque().append``) follows the bound-method rule:
+    weakly held when its object can be weakly referenced, else strongly (or a
+    ``TypeError`` when ``weak=True``)."""
+    owner = method.__self__
+    descriptor = _unbound(method)
+    if descriptor is None:  # e.g. dict.fromkeys: bound to a class, not found on its type
+        reason = "it cannot be bound again from its object's type"
+    else:
+        try:
+            ref = _WeakBuiltinMethod(owner, on_collected)
+        except TypeError:
+            reason = f"its object ({type(owner).__name__}) does not support weak references"
+        else:
+            ref._descriptor = descriptor
+            return None, ref
+    if weak:
+        raise TypeError(f"cannot hold {callable_name(method)} weakly: {reason}")
+    return method, None
+
+
+def _unbound(method: Any) -> Any | None:
+    """The descriptor of ``type(obj)`` that binds to the built-in method
+    ``obj.name``, or None when it cannot be found that way."""
+    owner, name = method.__self__, method.__name__
+    cls = type(owner)
+    for klass in cls.__mro__:
+        descriptor = klass.__dict__.get(name)
+        if descriptor is not None:
+            break
+    else:
+        return None
+    try:
+        return descriptor if descriptor.__get__(owner, cls) == method else None
+    except Exception:
+        return None
+
+
+class _WeakBuiltinMethod(weakref.ref[Any]):
+    """A weak reference to a built-in bound method's object that binds the method
+    again on each call, as ``weakref.WeakMethod`` does for Python methods."""
+
+    __slots__ = ("_descriptor",)
+    _descriptor: Any
+
+    def __call__(self) -> Any:
+        owner = super().__call__()
+        return None if owner is None else self._descriptor.__get__(owner, type(owner))

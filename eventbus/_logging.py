@@ -11,6 +11,7 @@ bound logger whenever any part of the configuration changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import TYPE_CHECKING, Any, Final
@@ -196,7 +197,33 @@ class BusLog:
             "eventbus.loop_refused", bus=self.bus, event_name=name, chain=chain, reason=reason
         )
 
+    def handler_collected_unused(self, info: HandlerInfo) -> None:
+        """A weakly held handler's object was collected before the handler ever
+        ran: almost always ``bus.on(name, Temporary().method)``.
+
+        Called from a weakref callback (at any moment, in any thread, maybe
+        during garbage collection): a logging failure is reported on stderr,
+        never raised.
+        """
+        try:
+            self.gate.bound.warning(
+                "eventbus.handler_collected_unused",
+                bus=self.bus,
+                handler=info.name,
+                pattern=info.pattern,
+                hint="its object was collected before it ever ran: keep a reference "
+                "to the object, or subscribe with weak=False",
+            )
+        except Exception as error:
+            _report_failure("eventbus.handler_collected_unused", error)
+
     def publish_failed(self, task: asyncio.Task[Any], error: BaseException) -> None:
         self.gate.error(
             "eventbus.publish_failed", bus=self.bus, task=task.get_name(), exc_info=error
         )
+
+
+def _report_failure(message: str, error: Exception) -> None:
+    """Say on stderr that logging ``message`` failed; never raise."""
+    with contextlib.suppress(Exception):  # nothing is left to report to
+        sys.stderr.write(f"eventbus: could not log {message}: {type(error).__name__}: {error}\n")

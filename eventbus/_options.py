@@ -15,6 +15,7 @@ from typing import Any, Final, TypedDict, final
 from ._checks import check_timeout, shown
 from ._errors import safe_repr
 from ._event import Event
+from ._handlers import callable_name, check_takes_event, is_async
 
 __all__ = ["DEFAULTS", "OnceOptions", "Options", "SubscribeOptions", "options_from"]
 
@@ -88,8 +89,15 @@ def options_from(given: Mapping[str, Any], caller: str) -> Options:
 
 def _check(options: Options) -> None:
     predicate, priority = options.predicate, options.priority
-    if predicate is not None and not callable(predicate):
-        raise TypeError(f"predicate must be callable or None, not {shown(predicate)}")
+    if predicate is not None:
+        if not callable(predicate):
+            raise TypeError(f"predicate must be callable or None, not {shown(predicate)}")
+        if is_async(predicate):
+            raise TypeError(
+                f"predicate {callable_name(predicate)} is async: predicates are synchronous "
+                "(decide in the handler instead)"
+            )
+        check_takes_event(predicate, "predicate")
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise TypeError(f"priority must be an int, not {shown(priority)}")
     if not isinstance(options.once, bool):

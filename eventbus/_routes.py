@@ -84,9 +84,15 @@ class Router:
 
     __slots__ = ("_lock", "catalog", "mutes", "routes", "table", "taps")
 
-    def __init__(self, bus_name: str, strict: bool, lock: threading.RLock) -> None:
+    def __init__(
+        self,
+        bus_name: str,
+        strict: bool,
+        lock: threading.RLock,
+        on_unused: Callable[[HandlerInfo], None] | None = None,
+    ) -> None:
         self._lock: Final = lock
-        self.table: Final = SubscriptionTable(lock, self.invalidate)
+        self.table: Final = SubscriptionTable(lock, self.invalidate, on_unused)
         self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.routes: dict[str, Route] = {}
         self.mutes: tuple[str, ...] = ()

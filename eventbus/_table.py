@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
-from ._handlers import HandlerInfo, _Subscription, subscription_identity
+from ._handlers import HandlerInfo, Identity, _Subscription, subscription_identity
 from ._names import keys_overlap
 from ._options import Options
 
@@ -28,40 +28,76 @@ def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
     return sorted(subscriptions, key=lambda info: (-info.priority, info.order))
 
 
+def _find(infos: tuple[HandlerInfo, ...], identity: Identity) -> HandlerInfo | None:
+    """The live subscription of the handler with this identity, if any."""
+    for known in infos:
+        if known._identity == identity and known.alive:
+            return known
+    return None
+
+
 def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[object], None]:
     """The weakref callback of a table's weakly held handlers (holds the table weakly)."""
 
-    def collected(_: object) -> None:
+    def collected(ref: object) -> None:
         table = table_ref()
         if table is not None:
             table.has_dead = True
             table.changed()
+            table.collected(ref)
 
     return collected
 
 
 @final
 class SubscriptionTable:
-    """Every subscription of one bus, by key; ``changed`` is called after each change."""
+    """Every subscription of one bus, by key; ``changed`` is called after each change,
+    ``on_unused`` with a weakly held subscription whose handler was collected
+    before it ever ran."""
 
     __slots__ = (
         "__weakref__",
         "_by_key",
         "_lock",
         "_on_collected",
+        "_on_unused",
         "_order",
         "changed",
         "has_dead",
     )
 
-    def __init__(self, lock: threading.RLock, changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        changed: Callable[[], None],
+        on_unused: Callable[[HandlerInfo], None] | None = None,
+    ) -> None:
         self._lock: Final = lock
+        self._on_unused: Final = on_unused
         self._order: Final = itertools.count()
         self._by_key: dict[str, tuple[HandlerInfo, ...]] = {}
         self._on_collected: Final = _collected_callback(weakref.ref(self))
         self.changed: Final = changed
         self.has_dead = False
         """A weakly held handler was collected: purge before counting or listing."""
+
+    def collected(self, ref: object) -> None:
+        """A weakly held handler or predicate was collected (``ref`` is its dead
+        reference): report its subscription if the handler never ran.
+
+        Called from a weakref callback: at any moment, in any thread.
+        """
+        on_unused = self._on_unused
+        if on_unused is None:
+            return
+        for infos in list(self._by_key.values()):
+            for info in infos:
+                if info._ref is ref:
+                    unused = info._unused
+                    if unused:
+                        unused.clear()
+                        on_unused(info)
+                    return
 
     def items(self) -> list[tuple[str, tuple[HandlerInfo, ...]]]:
         """A snapshot of (key, subscriptions) pairs, for building a route."""
@@ -79,8 +115,9 @@ class SubscriptionTable:
         with self._lock:
             if self.has_dead:
                 self.purge()
-            existing = self._by_key.get(key, _NONE)
-            for known in existing:
+            by_key = self._by_key
+            seen = by_key.get(key, _NONE)
+            for known in seen:
                 if known._identity == identity and known.alive:
                     return None
             timeout = default_timeout if options.timeout is None else float(options.timeout)
@@ -88,12 +125,29 @@ class SubscriptionTable:
                 handler, identity, key, options, timeout, next(self._order), self._on_collected
             )
             info.__class__ = HandlerInfo  # read-only from now on
-            self._by_key[key] = (*existing, info)  # type: ignore[arg-type]
+            new = (*seen, info)
+            # Building the subscription (its name, how it is held) and the tuple
+            # may run code that changes this key in this thread, through the
+            # re-entrant lock: the handler's __getattr__, a __del__ or weakref
+            # callback set off by an allocation. Write only a tuple built from
+            # the one still there, so that no change is lost.
+            current = by_key.get(key, _NONE)
+            while current is not seen:
+                if _find(current, identity) is not None:
+                    return None  # subscribed meanwhile, by the code that ran
+                seen = current
+                new = (*seen, info)
+                current = by_key.get(key, _NONE)
+            by_key[key] = new  # type: ignore[assignment]
             self.changed()
         return info  # type: ignore[return-value]
 
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
-        """Drop these subscriptions if they are still there."""
+        """Drop these subscriptions if they are still there.
+
+        As in ``add``, a key's new tuple is written only if it was built from
+        the one still there (building it may run code that changes the key).
+        """
         with self._lock:
             self._remove_locked(doomed)
 
@@ -103,13 +157,21 @@ class SubscriptionTable:
         for info in doomed:
             key = info.pattern
             infos = by_key.get(key, _NONE)
-            if info in infos:
+            while info in infos:
                 if len(infos) == 1:
-                    del by_key[key]
+                    new = _NONE
                 else:
                     index = infos.index(info)
-                    by_key[key] = infos[:index] + infos[index + 1 :]
-                changed = True
+                    new = infos[:index] + infos[index + 1 :]
+                current = by_key.get(key, _NONE)
+                if current is infos:
+                    if new:
+                        by_key[key] = new
+                    else:
+                        del by_key[key]
+                    changed = True
+                    break
+                infos = current  # changed meanwhile: build again from what is there
         if changed:
             self.changed()
 
@@ -121,10 +183,10 @@ class SubscriptionTable:
         """Drop ``handler``'s subscription to exactly ``key``; True if there was one."""
         identity = subscription_identity(handler)
         with self._lock:
-            for info in self._by_key.get(key, _NONE):
-                if info._identity == identity and info.alive:
-                    self._remove_locked((info,))
-                    return True
+            info = _find(self._by_key.get(key, _NONE), identity)
+            if info is not None:
+                self._remove_locked((info,))
+                return True
         return False
 
     def clear(self, key: str | None, owner: str | None) -> int:

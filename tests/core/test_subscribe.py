@@ -907,9 +907,9 @@ class TestBadInput:
 
         assert _state(busy) == before
 
-    @pytest.mark.parametrize("timeout", [0, 0.0, 1, 2.5, math.inf])
+    @pytest.mark.parametrize("timeout", [0, 0.0, 1, 2.5])
     def test_timeouts_accepted(self, bus: EventBus, timeout: float) -> None:
-        """Zero positive and infinite timeouts are accepted."""
+        """Zero and positive timeouts are accepted (an infinite one is refused)."""
         bus.on("a", _noop, timeout=timeout)
 
         assert bus.listeners("a")[0].timeout == timeout
