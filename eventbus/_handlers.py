@@ -101,6 +101,8 @@ def subscription_identity(handler: Callable[..., Any]) -> Identity:
     """A key equal for equal handlers: bound methods by (function, object), since
     ``obj.method`` builds a new method object on every attribute access; built-in
     bound methods (``items.append``) likewise by (object, method name)."""
+    if type(handler) is _FUNCTION:
+        return id(handler)
     if isinstance(handler, _METHOD):
         return id(handler.__func__), id(handler.__self__)
     if isinstance(handler, _BUILTIN_BOUND):
@@ -149,10 +151,9 @@ def check_takes_event(obj: Callable[..., Any], what: str) -> None:
     accept is handed to ``inspect.signature``.
     """
     function, bound = (obj.__func__, 1) if type(obj) is _METHOD else (obj, 0)
-    if (
-        type(function) is _FUNCTION
-        and not hasattr(function, "__wrapped__")
-        and not hasattr(function, "__signature__")
+    if type(function) is _FUNCTION and not (
+        (attributes := function.__dict__)
+        and ("__wrapped__" in attributes or "__signature__" in attributes)
     ):
         code = function.__code__
         positional = code.co_argcount - bound

@@ -92,9 +92,9 @@ class Router:
         on_unused: Callable[[HandlerInfo], None] | None = None,
     ) -> None:
         self._lock: Final = lock
-        self.table: Final = SubscriptionTable(lock, self.invalidate, on_unused)
-        self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.routes: dict[str, Route] = {}
+        self.table: Final = SubscriptionTable(lock, self, on_unused)
+        self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.mutes: tuple[str, ...] = ()
         self.taps: tuple[Tap, ...] = ()
 

@@ -12,7 +12,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 
 from ._handlers import HandlerInfo, Identity, _Subscription, subscription_identity
 from ._names import keys_overlap
@@ -26,6 +26,12 @@ _NONE: Final[tuple[HandlerInfo, ...]] = ()
 def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
     """Higher priority first; equal priorities in subscription order."""
     return sorted(subscriptions, key=lambda info: (-info.priority, info.order))
+
+
+class RouteCache(Protocol):
+    """What holds the routes built from the table (the router): a change replaces them."""
+
+    routes: dict[str, Any]
 
 
 def _find(infos: tuple[HandlerInfo, ...], identity: Identity) -> HandlerInfo | None:
@@ -43,7 +49,7 @@ def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[
         table = table_ref()
         if table is not None:
             table.has_dead = True
-            table.changed()
+            table.cache.routes = {}
             table.collected(ref)
 
     return collected
@@ -51,9 +57,13 @@ def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[
 
 @final
 class SubscriptionTable:
-    """Every subscription of one bus, by key; ``changed`` is called after each change,
-    ``on_unused`` with a weakly held subscription whose handler was collected
-    before it ever ran."""
+    """Every subscription of one bus, by key.
+
+    After each change it empties ``cache.routes`` (the routes built from the
+    old subscriptions), by replacing it: an emission reading the old one
+    finishes with it. ``on_unused`` is called with a weakly held subscription
+    whose handler was collected before it ever ran.
+    """
 
     __slots__ = (
         "__weakref__",
@@ -62,14 +72,14 @@ class SubscriptionTable:
         "_on_collected",
         "_on_unused",
         "_order",
-        "changed",
+        "cache",
         "has_dead",
     )
 
     def __init__(
         self,
         lock: threading.RLock,
-        changed: Callable[[], None],
+        cache: RouteCache,
         on_unused: Callable[[HandlerInfo], None] | None = None,
     ) -> None:
         self._lock: Final = lock
@@ -77,7 +87,7 @@ class SubscriptionTable:
         self._order: Final = itertools.count()
         self._by_key: dict[str, tuple[HandlerInfo, ...]] = {}
         self._on_collected: Final = _collected_callback(weakref.ref(self))
-        self.changed: Final = changed
+        self.cache: Final = cache
         self.has_dead = False
         """A weakly held handler was collected: purge before counting or listing."""
 
@@ -139,7 +149,7 @@ class SubscriptionTable:
                 new = (*seen, info)
                 current = by_key.get(key, _NONE)
             by_key[key] = new  # type: ignore[assignment]
-            self.changed()
+            self.cache.routes = {}
         return info  # type: ignore[return-value]
 
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
@@ -173,7 +183,7 @@ class SubscriptionTable:
                     break
                 infos = current  # changed meanwhile: build again from what is there
         if changed:
-            self.changed()
+            self.cache.routes = {}
 
     def discard(self, info: HandlerInfo) -> None:
         """Drop one subscription if it is still there (a claimed once, ``subscribed``)."""
@@ -183,10 +193,10 @@ class SubscriptionTable:
         """Drop ``handler``'s subscription to exactly ``key``; True if there was one."""
         identity = subscription_identity(handler)
         with self._lock:
-            info = _find(self._by_key.get(key, _NONE), identity)
-            if info is not None:
-                self._remove_locked((info,))
-                return True
+            for info in self._by_key.get(key, _NONE):
+                if info._identity == identity and info.alive:
+                    self._remove_locked((info,))
+                    return True
         return False
 
     def clear(self, key: str | None, owner: str | None) -> int:
