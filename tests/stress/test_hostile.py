@@ -169,6 +169,8 @@ PATTERN_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
     "record": _record,
     "muted": _muted,
 }
+
+
 NAME_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
     "emit": _emit,
     "emit_sync": lambda bus, name: bus.emit_sync(name),
@@ -176,6 +178,8 @@ NAME_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
     "declare": lambda bus, name: bus.declare(name),
     "Event": lambda bus, name: Event(name),
 }
+
+
 # Calls that change the bus when they succeed; the others must leave it as it was.
 CHANGES_STATE = {"on", "on-decorator", "once", "declare"}
 
@@ -202,21 +206,6 @@ def check_text_is_accepted_exactly_when_valid(text: str) -> None:
                 assert entered == []
 
 
-@FAST
-@given(any_text)
-def test_any_text_name(text: str) -> None:
-    """Any text as a name is accepted exactly when it is valid."""
-    check_text_is_accepted_exactly_when_valid(text)
-
-
-@pytest.mark.heavy
-@HEAVY
-@given(any_text)
-def test_any_text_name_many(text: str) -> None:
-    """Any text as a name is accepted exactly when it is valid, many times."""
-    check_text_is_accepted_exactly_when_valid(text)
-
-
 def check_non_text_is_a_type_error(value: object) -> None:
     for entry, call in {**PATTERN_ENTRY_POINTS, **NAME_ENTRY_POINTS}.items():
         bus = populated()
@@ -226,54 +215,65 @@ def check_non_text_is_a_type_error(value: object) -> None:
         assert state(bus) == before, entry
 
 
-@FAST
-@given(non_text)
-def test_non_text_name(value: object) -> None:
-    """Non-text as a name is a TypeError naming its type."""
-    check_non_text_is_a_type_error(value)
+class TestNames:
+    @FAST
+    @given(any_text)
+    def test_any_text_name(self, text: str) -> None:
+        """Any text as a name is accepted exactly when it is valid."""
+        check_text_is_accepted_exactly_when_valid(text)
 
+    @pytest.mark.heavy
+    @HEAVY
+    @given(any_text)
+    def test_any_text_name_many(self, text: str) -> None:
+        """Any text as a name is accepted exactly when it is valid, many times."""
+        check_text_is_accepted_exactly_when_valid(text)
 
-@pytest.mark.heavy
-@HEAVY
-@given(non_text)
-def test_non_text_name_many(value: object) -> None:
-    """Non-text as a name is a TypeError naming its type, many times."""
-    check_non_text_is_a_type_error(value)
+    @FAST
+    @given(non_text)
+    def test_non_text_name(self, value: object) -> None:
+        """Non-text as a name is a TypeError naming its type."""
+        check_non_text_is_a_type_error(value)
 
+    @pytest.mark.heavy
+    @HEAVY
+    @given(non_text)
+    def test_non_text_name_many(self, value: object) -> None:
+        """Non-text as a name is a TypeError naming its type, many times."""
+        check_non_text_is_a_type_error(value)
 
-@pytest.mark.parametrize("entry", ["emit", "emit_sync", "publish", "has_listeners", "on"])
-@pytest.mark.parametrize("hostile", HOSTILE_OBJECTS, ids=lambda o: type(o).__name__)
-def test_hostile_name(entry: str, hostile: object) -> None:
-    """Hostile object as a name is a type error.
+    @pytest.mark.parametrize("entry", ["emit", "emit_sync", "publish", "has_listeners", "on"])
+    @pytest.mark.parametrize("hostile", HOSTILE_OBJECTS, ids=lambda o: type(o).__name__)
+    def test_hostile_name(self, entry: str, hostile: object) -> None:
+        """Hostile object as a name is a type error.
 
-    Regression: objects whose ``__repr__`` or ``__hash__`` raise, or that
-    pose as a known name, must meet the same ``TypeError`` as any non-str (the
-    emit fast path looked them up in its route cache first)."""
-    bus = populated()
-    before = state(bus)
-    bus.emit_sync("keep.me")  # "keep.me" is now a cached route
-    call = {**PATTERN_ENTRY_POINTS, **NAME_ENTRY_POINTS}[entry]
+        Regression: objects whose ``__repr__`` or ``__hash__`` raise, or that
+        pose as a known name, must meet the same ``TypeError`` as any non-str (the
+        emit fast path looked them up in its route cache first)."""
+        bus = populated()
+        before = state(bus)
+        bus.emit_sync("keep.me")  # "keep.me" is now a cached route
+        call = {**PATTERN_ENTRY_POINTS, **NAME_ENTRY_POINTS}[entry]
 
-    with pytest.raises(TypeError, match=type(hostile).__name__):
-        call(bus, hostile)
+        with pytest.raises(TypeError, match=type(hostile).__name__):
+            call(bus, hostile)
 
-    assert state(bus) == before
+        assert state(bus) == before
 
+    @pytest.mark.parametrize("length", [10_000, 1_000_000])
+    def test_huge_names(self, length: int) -> None:
+        """Huge names are accepted or refused by the same rules."""
+        bus = populated()
+        long_name = ".".join(["segment"] * (length // 8))
+        seen: list[str] = []
+        bus.on(long_name, lambda event: seen.append(event.name))
 
-@pytest.mark.parametrize("length", [10_000, 1_000_000])
-def test_huge_names(length: int) -> None:
-    """Huge names are accepted or refused by the same rules."""
-    bus = populated()
-    long_name = ".".join(["segment"] * (length // 8))
-    seen: list[str] = []
-    bus.on(long_name, lambda event: seen.append(event.name))
-
-    assert bus.emit_sync(long_name).ok
-    assert seen == [long_name]
-    with pytest.raises(ValueError, match="invalid event name"):
-        bus.emit_sync(long_name + ".")
-    with pytest.raises(ValueError, match="invalid event name"):
-        bus.on("x" * length + " ", _noop)
+        assert bus.emit_sync(long_name).ok
+        assert seen == [long_name]
+        with pytest.raises(ValueError, match="invalid event name"):
+            bus.emit_sync(long_name + ".")
+        with pytest.raises(ValueError, match="invalid event name"):
+            bus.on("x" * length + " ", _noop)
 
 
 # ---------------------------------------------------------------- payloads
@@ -283,6 +283,8 @@ payload_keys = st.one_of(
     st.text(max_size=8),
     st.sampled_from(["name", "source", "self", "payload", "event", "id", "", "*", "a.b"]),
 )
+
+
 payload_values = st.one_of(
     st.none(),
     st.integers(),
@@ -333,54 +335,52 @@ def check_payload_is_delivered_as_given(payload: dict[str, Any]) -> None:
             assert re.search("source must be a str", str(outcome))
 
 
-@FAST
-@given(st.dictionaries(payload_keys, payload_values, max_size=6))
-def test_any_payload(payload: dict[str, Any]) -> None:
-    """Any payload is delivered as given, and source is never a payload key."""
-    check_payload_is_delivered_as_given(payload)
+class TestPayloads:
+    @FAST
+    @given(st.dictionaries(payload_keys, payload_values, max_size=6))
+    def test_any_payload(self, payload: dict[str, Any]) -> None:
+        """Any payload is delivered as given, and source is never a payload key."""
+        check_payload_is_delivered_as_given(payload)
 
+    @pytest.mark.heavy
+    @HEAVY
+    @given(st.dictionaries(payload_keys, payload_values, max_size=12))
+    def test_any_payload_many(self, payload: dict[str, Any]) -> None:
+        """Any payload is delivered as given many times."""
+        check_payload_is_delivered_as_given(payload)
 
-@pytest.mark.heavy
-@HEAVY
-@given(st.dictionaries(payload_keys, payload_values, max_size=12))
-def test_any_payload_many(payload: dict[str, Any]) -> None:
-    """Any payload is delivered as given many times."""
-    check_payload_is_delivered_as_given(payload)
+    def test_non_str_keys(self, bus: EventBus) -> None:
+        """Payload keys that are not str are refused before anything runs."""
+        ran: list[Event] = []
+        bus.on("x", ran.append)
 
+        with pytest.raises(TypeError, match="keywords must be strings"):
+            bus.emit_sync("x", **{1: "one"})  # type: ignore[misc]
 
-def test_non_str_keys(bus: EventBus) -> None:
-    """Payload keys that are not str are refused before anything runs."""
-    ran: list[Event] = []
-    bus.on("x", ran.append)
+        assert ran == []
 
-    with pytest.raises(TypeError, match="keywords must be strings"):
-        bus.emit_sync("x", **{1: "one"})  # type: ignore[misc]
+    async def test_huge_payload(self, bus: EventBus) -> None:
+        """A huge payload is delivered without copying values and never logged."""
+        huge_value = "secret" * 2_000_000
+        payload = {f"key{i}": i for i in range(100_000)}
+        payload["big"] = huge_value  # type: ignore[assignment]
+        received: list[Event] = []
+        bus.on("x", received.append)
 
-    assert ran == []
+        with capture_logs() as logs:
+            reports = [
+                await bus.emit("x", **payload),
+                bus.emit_sync("x", **payload),
+                await bus.publish("x", **payload),
+            ]
 
-
-async def test_huge_payload(bus: EventBus) -> None:
-    """A huge payload is delivered without copying values and never logged."""
-    huge_value = "secret" * 2_000_000
-    payload = {f"key{i}": i for i in range(100_000)}
-    payload["big"] = huge_value  # type: ignore[assignment]
-    received: list[Event] = []
-    bus.on("x", received.append)
-
-    with capture_logs() as logs:
-        reports = [
-            await bus.emit("x", **payload),
-            bus.emit_sync("x", **payload),
-            await bus.publish("x", **payload),
-        ]
-
-    assert all(report.ok for report in reports)
-    assert len(received) == 3
-    for event in received:
-        assert len(event.payload) == 100_001
-        assert event["big"] is huge_value
-    assert len(logs) == 3
-    assert not any("secret" in repr(entry) or "key99999" in repr(entry) for entry in logs)
+        assert all(report.ok for report in reports)
+        assert len(received) == 3
+        for event in received:
+            assert len(event.payload) == 100_001
+            assert event["big"] is huge_value
+        assert len(logs) == 3
+        assert not any("secret" in repr(entry) or "key99999" in repr(entry) for entry in logs)
 
 
 # ---------------------------------------------------------------- handlers and options
@@ -422,6 +422,7 @@ HANDLERS: dict[str, tuple[Callable[[Event], Any], bool]] = {
     "slotted callable": (Slotted(), False),
 }
 
+
 priorities = st.one_of(
     st.integers(),
     st.booleans(),
@@ -432,8 +433,14 @@ priorities = st.one_of(
     st.builds(list),
     st.builds(ReprRaises),
 )
+
+
 onces = st.one_of(st.booleans(), st.integers(-1, 2), st.none(), st.text(max_size=3))
+
+
 weaks = st.one_of(st.none(), st.booleans(), st.integers(-1, 2), st.text(max_size=3))
+
+
 timeouts = st.one_of(
     st.none(),
     st.integers(-5, 10**6),
@@ -443,7 +450,11 @@ timeouts = st.one_of(
     st.builds(list),
     st.builds(ReprRaises),
 )
+
+
 owners = st.one_of(st.none(), st.text(max_size=5), st.integers(), st.binary(max_size=3))
+
+
 predicates = st.one_of(
     st.none(),
     st.just(lambda event: True),
@@ -540,21 +551,6 @@ option_sets = st.fixed_dictionaries(
 )
 
 
-@FAST
-@given(st.sampled_from(list(SUBSCRIBERS)), st.sampled_from(list(HANDLERS)), option_sets)
-def test_any_options(subscriber: str, handler_kind: str, options: dict[str, Any]) -> None:
-    """Any options give the documented error or exactly that subscription."""
-    check_options(subscriber, handler_kind, options)
-
-
-@pytest.mark.heavy
-@HEAVY
-@given(st.sampled_from(list(SUBSCRIBERS)), st.sampled_from(list(HANDLERS)), option_sets)
-def test_any_options_many(subscriber: str, handler_kind: str, options: dict[str, Any]) -> None:
-    """Any options give the documented error many times."""
-    check_options(subscriber, handler_kind, options)
-
-
 non_callables = st.one_of(
     st.none(),
     st.integers(),
@@ -565,6 +561,8 @@ non_callables = st.one_of(
     st.sampled_from([object(), Event("a")]),
     hostile_objects,
 )
+
+
 HANDLER_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
     "on": lambda bus, handler: bus.on("keep.me", handler),
     "on-decorator": lambda bus, handler: bus.on("keep.me")(handler),
@@ -572,20 +570,6 @@ HANDLER_ENTRY_POINTS: dict[str, Callable[[EventBus, Any], object]] = {
     "off": lambda bus, handler: bus.off("keep.me", handler),
     "subscribed": lambda bus, handler: _subscribe_with_block(bus, handler, {}),
 }
-
-
-@FAST
-@given(st.sampled_from(list(HANDLER_ENTRY_POINTS)), non_callables)
-def test_non_callable_handler(entry: str, value: object) -> None:
-    """Non-callable handler is a TypeError and registers nothing."""
-    assume(not (value is None and entry in ("on", "once")))  # that is the decorator form
-    bus = populated()
-    before = state(bus)
-
-    with pytest.raises(TypeError, match="handler must be callable"):
-        HANDLER_ENTRY_POINTS[entry](bus, value)
-
-    assert state(bus) == before
 
 
 bus_arguments = st.fixed_dictionaries(
@@ -601,46 +585,79 @@ bus_arguments = st.fixed_dictionaries(
 )
 
 
-@FAST
-@given(bus_arguments)
-def test_bus_arguments(arguments: dict[str, Any]) -> None:
-    """Bus arguments give the documented error or a working bus."""
-    problems: dict[str, type[Exception]] = {}
-    name, depth, timeout = arguments["name"], arguments["max_depth"], arguments["handler_timeout"]
-    if not isinstance(name, str):
-        problems["name"] = TypeError
-    elif not name:
-        problems["name"] = ValueError
-    if not isinstance(depth, int) or isinstance(depth, bool):
-        problems["max_depth"] = TypeError
-    elif depth < 0:
-        problems["max_depth"] = ValueError
-    if not isinstance(arguments["strict"], bool):
-        problems["strict"] = TypeError
-    valid_but_timeout = {
-        "priority": 0,
-        "once": False,
-        "weak": None,
-        "owner": None,
-        "predicate": None,
-        "timeout": timeout,
-    }
-    if "timeout" in (timeout_problems := expected_problems(valid_but_timeout, True)):
-        problems["handler_timeout"] = timeout_problems["timeout"]
-    if arguments["on_error"] is not None and not callable(arguments["on_error"]):
-        problems["on_error"] = TypeError
+class TestHandlersAndOptions:
+    @FAST
+    @given(st.sampled_from(list(SUBSCRIBERS)), st.sampled_from(list(HANDLERS)), option_sets)
+    def test_any_options(self, subscriber: str, handler_kind: str, options: dict[str, Any]) -> None:
+        """Any options give the documented error or exactly that subscription."""
+        check_options(subscriber, handler_kind, options)
 
-    if not problems:
-        bus = EventBus(**arguments)
-        bus.declare("a")
-        bus.on("a", lambda event: "ran")
-        assert bus.emit_sync("a").values == ("ran",)
-        return
-    with pytest.raises((TypeError, ValueError)) as raised:
-        EventBus(**arguments)
-    named = [argument for argument in problems if argument in str(raised.value)]
-    assert named, f"{raised.value!r} names none of {sorted(problems)}"
-    assert any(isinstance(raised.value, problems[argument]) for argument in named)
+    @pytest.mark.heavy
+    @HEAVY
+    @given(st.sampled_from(list(SUBSCRIBERS)), st.sampled_from(list(HANDLERS)), option_sets)
+    def test_any_options_many(
+        self, subscriber: str, handler_kind: str, options: dict[str, Any]
+    ) -> None:
+        """Any options give the documented error many times."""
+        check_options(subscriber, handler_kind, options)
+
+    @FAST
+    @given(st.sampled_from(list(HANDLER_ENTRY_POINTS)), non_callables)
+    def test_non_callable_handler(self, entry: str, value: object) -> None:
+        """Non-callable handler is a TypeError and registers nothing."""
+        assume(not (value is None and entry in ("on", "once")))  # that is the decorator form
+        bus = populated()
+        before = state(bus)
+
+        with pytest.raises(TypeError, match="handler must be callable"):
+            HANDLER_ENTRY_POINTS[entry](bus, value)
+
+        assert state(bus) == before
+
+    @FAST
+    @given(bus_arguments)
+    def test_bus_arguments(self, arguments: dict[str, Any]) -> None:
+        """Bus arguments give the documented error or a working bus."""
+        problems: dict[str, type[Exception]] = {}
+        name, depth, timeout = (
+            arguments["name"],
+            arguments["max_depth"],
+            arguments["handler_timeout"],
+        )
+        if not isinstance(name, str):
+            problems["name"] = TypeError
+        elif not name:
+            problems["name"] = ValueError
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            problems["max_depth"] = TypeError
+        elif depth < 0:
+            problems["max_depth"] = ValueError
+        if not isinstance(arguments["strict"], bool):
+            problems["strict"] = TypeError
+        valid_but_timeout = {
+            "priority": 0,
+            "once": False,
+            "weak": None,
+            "owner": None,
+            "predicate": None,
+            "timeout": timeout,
+        }
+        if "timeout" in (timeout_problems := expected_problems(valid_but_timeout, True)):
+            problems["handler_timeout"] = timeout_problems["timeout"]
+        if arguments["on_error"] is not None and not callable(arguments["on_error"]):
+            problems["on_error"] = TypeError
+
+        if not problems:
+            bus = EventBus(**arguments)
+            bus.declare("a")
+            bus.on("a", lambda event: "ran")
+            assert bus.emit_sync("a").values == ("ran",)
+            return
+        with pytest.raises((TypeError, ValueError)) as raised:
+            EventBus(**arguments)
+        named = [argument for argument in problems if argument in str(raised.value)]
+        assert named, f"{raised.value!r} names none of {sorted(problems)}"
+        assert any(isinstance(raised.value, problems[argument]) for argument in named)
 
 
 # ---------------------------------------------------------------- unusual callables
@@ -655,30 +672,30 @@ def mocks() -> list[mock.Mock]:
     ]
 
 
-async def test_mock_handlers(mocks: list[mock.Mock]) -> None:
-    """Mock objects are accepted and called as handlers.
+class TestUnusualCallables:
+    async def test_mock_handlers(self, mocks: list[mock.Mock]) -> None:
+        """Mock objects are accepted and called as handlers.
 
-    Regression: naming a Mock recursed without end (``hasattr(mock, "func")``
-    is true for a Mock, and so on for ``mock.func.func``...)."""
-    bus = EventBus("hostile")
-    for handler in mocks:
-        bus.on("x", handler)
+        Regression: naming a Mock recursed without end (``hasattr(mock, "func")``
+        is true for a Mock, and so on for ``mock.func.func``...)."""
+        bus = EventBus("hostile")
+        for handler in mocks:
+            bus.on("x", handler)
 
-    report = await bus.emit("x", n=1)
+        report = await bus.emit("x", n=1)
 
-    assert report.values == (1, 2, 3)
-    for handler in mocks:
-        handler.assert_called_once_with(report.event)
-    assert [info.is_async for info in bus.listeners("x")] == [False, False, True]
-    assert bus.off("x", mocks[0]) is True
+        assert report.values == (1, 2, 3)
+        for handler in mocks:
+            handler.assert_called_once_with(report.event)
+        assert [info.is_async for info in bus.listeners("x")] == [False, False, True]
+        assert bus.off("x", mocks[0]) is True
 
+    def test_mock_predicate(self, bus: EventBus) -> None:
+        """Mock is accepted as a predicate."""
+        predicate = mock.Mock(return_value=False)
+        bus.on("x", _noop, predicate=predicate)
 
-def test_mock_predicate(bus: EventBus) -> None:
-    """Mock is accepted as a predicate."""
-    predicate = mock.Mock(return_value=False)
-    bus.on("x", _noop, predicate=predicate)
+        report = bus.emit_sync("x")
 
-    report = bus.emit_sync("x")
-
-    assert report.results == ()
-    predicate.assert_called_once_with(report.event)
+        assert report.results == ()
+        predicate.assert_called_once_with(report.event)

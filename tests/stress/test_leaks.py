@@ -127,17 +127,6 @@ def check_subscribe_emit_collect_stays_flat(cycles: int, measure: Measure) -> tu
     return before, after
 
 
-def test_subscribe_cycles(traced: Measure) -> None:
-    """Subscribe emit collect cycles keep memory flat."""
-    check_subscribe_emit_collect_stays_flat(20_000, traced)
-
-
-@pytest.mark.heavy
-def test_subscribe_cycles_million(traced: Measure) -> None:
-    """A million subscribe-emit-collect cycles keep memory flat."""
-    check_subscribe_emit_collect_stays_flat(1_000_000, traced)
-
-
 async def publish_and_drain(bus: EventBus, emissions: int) -> None:
     for start in range(0, emissions, 500):
         tasks = [bus.publish("leak.published", n=n) for n in range(start, start + 500)]
@@ -170,15 +159,24 @@ async def check_published_emissions_stay_flat(emissions: int, measure: Measure) 
     assert after - before < FLAT, f"{after - before} bytes more after {emissions} emissions"
 
 
-async def test_published_emissions(traced: Measure) -> None:
-    """Published emissions keep memory flat."""
-    await check_published_emissions_stay_flat(10_000, traced)
+class TestMemoryFlat:
+    def test_subscribe_cycles(self, traced: Measure) -> None:
+        """Subscribe emit collect cycles keep memory flat."""
+        check_subscribe_emit_collect_stays_flat(20_000, traced)
 
+    @pytest.mark.heavy
+    def test_subscribe_cycles_million(self, traced: Measure) -> None:
+        """A million subscribe-emit-collect cycles keep memory flat."""
+        check_subscribe_emit_collect_stays_flat(1_000_000, traced)
 
-@pytest.mark.heavy
-async def test_published_emissions_100k(traced: Measure) -> None:
-    """100k published emissions keep memory flat."""
-    await check_published_emissions_stay_flat(100_000, traced)
+    async def test_published_emissions(self, traced: Measure) -> None:
+        """Published emissions keep memory flat."""
+        await check_published_emissions_stay_flat(10_000, traced)
+
+    @pytest.mark.heavy
+    async def test_published_emissions_100k(self, traced: Measure) -> None:
+        """100k published emissions keep memory flat."""
+        await check_published_emissions_stay_flat(100_000, traced)
 
 
 # ---------------------------------------------------------------- nothing kept alive: handlers
@@ -208,76 +206,74 @@ REMOVALS: dict[str, Callable[[EventBus, Callable[..., Any]], None]] = {
 }
 
 
-@pytest.mark.parametrize("removal", REMOVALS)
-async def test_no_handler_after_off(bus: EventBus, removal: str) -> None:
-    """Bus keeps no handler after it was unsubscribed."""
-    handler = ShortLived(cyclic=False)
-    ref = weakref.ref(handler)
-    bus.on("a", handler, owner="plugin", weak=False)
-    bus.on("a.*", lambda event: None)
-    for _ in range(3):  # every emission path, so that every cache has seen it
-        await bus.emit("a")
-        bus.emit_sync("a")
-        await bus.publish("a")
-    assert bus.has_listeners("a")
+class TestNoHandlerKept:
+    @pytest.mark.parametrize("removal", REMOVALS)
+    async def test_no_handler_after_off(self, bus: EventBus, removal: str) -> None:
+        """Bus keeps no handler after it was unsubscribed."""
+        handler = ShortLived(cyclic=False)
+        ref = weakref.ref(handler)
+        bus.on("a", handler, owner="plugin", weak=False)
+        bus.on("a.*", lambda event: None)
+        for _ in range(3):  # every emission path, so that every cache has seen it
+            await bus.emit("a")
+            bus.emit_sync("a")
+            await bus.publish("a")
+        assert bus.has_listeners("a")
 
-    REMOVALS[removal](bus, handler)
-    del handler
-    await settle()
+        REMOVALS[removal](bus, handler)
+        del handler
+        await settle()
 
-    assert ref() is None
+        assert ref() is None
 
+    @pytest.mark.parametrize("how", ["emit", "emit_sync", "publish"])
+    async def test_no_once_handler_after_run(self, bus: EventBus, how: str) -> None:
+        """Bus keeps no once handler after it ran."""
+        handler = ShortLived(cyclic=False)
+        ref = weakref.ref(handler)
+        bus.once("a", handler)
 
-@pytest.mark.parametrize("how", ["emit", "emit_sync", "publish"])
-async def test_no_once_handler_after_run(bus: EventBus, how: str) -> None:
-    """Bus keeps no once handler after it ran."""
-    handler = ShortLived(cyclic=False)
-    ref = weakref.ref(handler)
-    bus.once("a", handler)
+        if how == "emit":
+            report = await bus.emit("a")
+        elif how == "emit_sync":
+            report = bus.emit_sync("a")
+        else:
+            report = await bus.publish("a")
+        assert report.values == ("called",)
+        del handler, report
+        await bus.drain()
+        await settle()
 
-    if how == "emit":
-        report = await bus.emit("a")
-    elif how == "emit_sync":
-        report = bus.emit_sync("a")
-    else:
-        report = await bus.publish("a")
-    assert report.values == ("called",)
-    del handler, report
-    await bus.drain()
-    await settle()
+        assert ref() is None
+        assert bus.listener_count() == 0
 
-    assert ref() is None
-    assert bus.listener_count() == 0
+    def test_no_handler_after_block(self, bus: EventBus) -> None:
+        """Bus keeps no handler after a subscribed block."""
+        handler = ShortLived(cyclic=False)
+        ref = weakref.ref(handler)
 
+        with bus.subscribed("a", handler):
+            assert bus.emit_sync("a").values == ("called",)
+        del handler
+        gc.collect()
 
-def test_no_handler_after_block(bus: EventBus) -> None:
-    """Bus keeps no handler after a subscribed block."""
-    handler = ShortLived(cyclic=False)
-    ref = weakref.ref(handler)
+        assert ref() is None
 
-    with bus.subscribed("a", handler):
-        assert bus.emit_sync("a").values == ("called",)
-    del handler
-    gc.collect()
+    def test_reports_keep_no_object(self, bus: EventBus) -> None:
+        """The bus does not keep a bound method's object alive through its reports.
 
-    assert ref() is None
+        Reports the program dropped hold nothing; the bus itself holds bound
+        methods weakly, so the object dies with the program's last reference."""
+        listener = ShortLived(cyclic=True)
+        ref = weakref.ref(listener)
+        bus.on("a", listener.handle)
+        for _ in range(3):
+            bus.emit_sync("a")
+        del listener
+        gc.collect()
 
-
-def test_reports_keep_no_object(bus: EventBus) -> None:
-    """The bus does not keep a bound method's object alive through its reports.
-
-    Reports the program dropped hold nothing; the bus itself holds bound
-    methods weakly, so the object dies with the program's last reference."""
-    listener = ShortLived(cyclic=True)
-    ref = weakref.ref(listener)
-    bus.on("a", listener.handle)
-    for _ in range(3):
-        bus.emit_sync("a")
-    del listener
-    gc.collect()
-
-    assert ref() is None
-    assert bus.listener_count() == 0
+        assert ref() is None
+        assert bus.listener_count() == 0
 
 
 # ---------------------------------------------------------------- nothing kept alive: events
@@ -302,161 +298,160 @@ HANDLERS: dict[str, Callable[[Event], Any]] = {
 }
 
 
-@pytest.mark.parametrize("outcome", HANDLERS)
-@pytest.mark.parametrize("how", ["emit", "publish", "muted", "emit_sync"])
-async def test_no_event_after_emission(how: str, outcome: str) -> None:
-    """Bus keeps no event once the emission is done."""
-    hooks: list[str] = []
-    bus = EventBus("leaks", on_error=lambda event, info, error: hooks.append(event.name))
-    bus.on("a", HANDLERS[outcome], timeout=0.01)
-    sentinel = Sentinel()
-    ref = weakref.ref(sentinel)
+class TestNoEventKept:
+    @pytest.mark.parametrize("outcome", HANDLERS)
+    @pytest.mark.parametrize("how", ["emit", "publish", "muted", "emit_sync"])
+    async def test_no_event_after_emission(self, how: str, outcome: str) -> None:
+        """Bus keeps no event once the emission is done."""
+        hooks: list[str] = []
+        bus = EventBus("leaks", on_error=lambda event, info, error: hooks.append(event.name))
+        bus.on("a", HANDLERS[outcome], timeout=0.01)
+        sentinel = Sentinel()
+        ref = weakref.ref(sentinel)
 
-    if how == "emit":
-        report = await bus.emit("a", payload=sentinel)
-    elif how == "publish":
-        report = await bus.publish("a", payload=sentinel)
-    elif how == "emit_sync":  # off the loop, in a thread of its own (a pool would keep its args)
-        reports: list[EmitReport] = []
-        thread = threading.Thread(
-            target=lambda payload: reports.append(bus.emit_sync("a", payload=payload)),
-            args=(sentinel,),
-        )
-        thread.start()
-        await asyncio.to_thread(thread.join, 60)
-        assert not thread.is_alive()
-        (report,) = reports
-        del reports, thread
-    else:
-        with bus.muted():
+        if how == "emit":
             report = await bus.emit("a", payload=sentinel)
-    assert report.ok is (outcome == "succeeds" or how == "muted")
-    del sentinel, report
-    await bus.drain()
-    await settle()
+        elif how == "publish":
+            report = await bus.publish("a", payload=sentinel)
+        elif (
+            how == "emit_sync"
+        ):  # off the loop, in a thread of its own (a pool would keep its args)
+            reports: list[EmitReport] = []
+            thread = threading.Thread(
+                target=lambda payload: reports.append(bus.emit_sync("a", payload=payload)),
+                args=(sentinel,),
+            )
+            thread.start()
+            await asyncio.to_thread(thread.join, 60)
+            assert not thread.is_alive()
+            (report,) = reports
+            del reports, thread
+        else:
+            with bus.muted():
+                report = await bus.emit("a", payload=sentinel)
+        assert report.ok is (outcome == "succeeds" or how == "muted")
+        del sentinel, report
+        await bus.drain()
+        await settle()
 
-    assert ref() is None
-    assert hooks == ([] if outcome == "succeeds" or how == "muted" else ["a"])
+        assert ref() is None
+        assert hooks == ([] if outcome == "succeeds" or how == "muted" else ["a"])
 
+    async def test_no_event_of_chain(self, bus: EventBus) -> None:
+        """Bus keeps no event of a nested chain."""
+        refs: list[weakref.ref[Sentinel]] = []
 
-async def test_no_event_of_chain(bus: EventBus) -> None:
-    """Bus keeps no event of a nested chain."""
-    refs: list[weakref.ref[Sentinel]] = []
+        async def relay(event: Event) -> None:
+            inner = Sentinel()
+            refs.append(weakref.ref(inner))
+            await bus.emit("b", payload=inner)
+            bus.publish("c", payload=inner)
 
-    async def relay(event: Event) -> None:
-        inner = Sentinel()
-        refs.append(weakref.ref(inner))
-        await bus.emit("b", payload=inner)
-        bus.publish("c", payload=inner)
+        bus.on("a", relay)
+        bus.on("b", lambda event: event["payload"])
+        bus.on("c", lambda event: event["payload"])
+        outer = Sentinel()
+        refs.append(weakref.ref(outer))
 
-    bus.on("a", relay)
-    bus.on("b", lambda event: event["payload"])
-    bus.on("c", lambda event: event["payload"])
-    outer = Sentinel()
-    refs.append(weakref.ref(outer))
+        await bus.emit("a", payload=outer)
+        del outer
+        await bus.drain()
+        await settle()
 
-    await bus.emit("a", payload=outer)
-    del outer
-    await bus.drain()
-    await settle()
-
-    assert len(refs) == 2
-    assert [ref() for ref in refs] == [None, None]
+        assert len(refs) == 2
+        assert [ref() for ref in refs] == [None, None]
 
 
 # ---------------------------------------------------------------- nothing kept alive: tasks, loops
 
 
-async def test_no_task_after_drain(bus: EventBus) -> None:
-    """Bus keeps no published task once drained."""
+class TestNoTaskKept:
+    async def test_no_task_after_drain(self, bus: EventBus) -> None:
+        """Bus keeps no published task once drained."""
 
-    async def handler(event: Event) -> None:
-        await asyncio.sleep(0)
+        async def handler(event: Event) -> None:
+            await asyncio.sleep(0)
 
-    bus.on("a", handler)
-    refs = [weakref.ref(bus.publish("a")) for _ in range(50)]
+        bus.on("a", handler)
+        refs = [weakref.ref(bus.publish("a")) for _ in range(50)]
 
-    await bus.drain()
-    await settle()
+        await bus.drain()
+        await settle()
 
-    assert [ref() for ref in refs] == [None] * 50
+        assert [ref() for ref in refs] == [None] * 50
 
+    async def test_no_on_error_task(self) -> None:
+        """emit_sync inside a loop cannot await an async on_error: it becomes a task
+        the bus tracks until drained, then forgets."""
+        tasks: list[weakref.ref[asyncio.Task[Any]]] = []
+        seen: list[str] = []
 
-async def test_no_on_error_task() -> None:
-    """emit_sync inside a loop cannot await an async on_error: it becomes a task
-    the bus tracks until drained, then forgets."""
-    tasks: list[weakref.ref[asyncio.Task[Any]]] = []
-    seen: list[str] = []
+        async def on_error(event: Event, info: object, error: Exception) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            tasks.append(weakref.ref(task))
+            seen.append(type(error).__name__)
 
-    async def on_error(event: Event, info: object, error: Exception) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.append(weakref.ref(task))
-        seen.append(type(error).__name__)
+        bus = EventBus("leaks", on_error=on_error)
+        bus.on("a", _fails)
 
-    bus = EventBus("leaks", on_error=on_error)
-    bus.on("a", _fails)
+        for _ in range(5):
+            bus.emit_sync("a", payload="x")
+        await bus.drain()
+        await settle()
 
-    for _ in range(5):
-        bus.emit_sync("a", payload="x")
-    await bus.drain()
-    await settle()
+        assert seen == ["Late"] * 5
+        assert len(tasks) == 5
+        assert [ref() for ref in tasks] == [None] * 5
 
-    assert seen == ["Late"] * 5
-    assert len(tasks) == 5
-    assert [ref() for ref in tasks] == [None] * 5
+    def test_private_loops_released(self, bus: EventBus) -> None:
+        """Private loops of ``emit_sync`` are closed and released."""
+        loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
 
+        async def handler(event: Event) -> str:
+            loops.append(weakref.ref(asyncio.get_running_loop()))
+            return "ran"
 
-def test_private_loops_released(bus: EventBus) -> None:
-    """Private loops of ``emit_sync`` are closed and released."""
-    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+        bus.on("a", handler)
+        for _ in range(5):
+            assert bus.emit_sync("a").values == ("ran",)
+        gc.collect()
 
-    async def handler(event: Event) -> str:
-        loops.append(weakref.ref(asyncio.get_running_loop()))
-        return "ran"
+        assert len(loops) == 5
+        assert [ref() for ref in loops] == [None] * 5
 
-    bus.on("a", handler)
-    for _ in range(5):
-        assert bus.emit_sync("a").values == ("ran",)
-    gc.collect()
+    async def test_bus_collectable(self) -> None:
+        """A bus with weak subscriptions and finished emissions is collectable."""
+        bus = EventBus("leaks")
+        listener = ShortLived(cyclic=False)
+        bus.on("a", listener.handle)
+        bus.on("a", lambda event: None)
+        await bus.emit("a")
+        await bus.publish("a")
+        bus.emit_sync("a")
+        await bus.drain()
+        ref = weakref.ref(bus)
 
-    assert len(loops) == 5
-    assert [ref() for ref in loops] == [None] * 5
+        del bus
+        await settle()
 
+        assert ref() is None
+        assert listener.handle(Event("a")) == 4  # the object outlives the bus, unharmed
 
-async def test_bus_collectable() -> None:
-    """A bus with weak subscriptions and finished emissions is collectable."""
-    bus = EventBus("leaks")
-    listener = ShortLived(cyclic=False)
-    bus.on("a", listener.handle)
-    bus.on("a", lambda event: None)
-    await bus.emit("a")
-    await bus.publish("a")
-    bus.emit_sync("a")
-    await bus.drain()
-    ref = weakref.ref(bus)
+    def test_reports_hold_only_theirs(self, bus: EventBus) -> None:
+        """A report kept by the program keeps its event (and so its payload); once
+        dropped, nothing of that emission remains."""
+        bus.on("a", lambda event: "value")
+        sentinel = Sentinel()
+        ref = weakref.ref(sentinel)
+        report: EmitReport | None = bus.emit_sync("a", payload=sentinel)
+        del sentinel
+        gc.collect()
 
-    del bus
-    await settle()
+        assert ref() is not None
+        assert report is not None
+        assert report.event["payload"] is ref()
 
-    assert ref() is None
-    assert listener.handle(Event("a")) == 4  # the object outlives the bus, unharmed
-
-
-def test_reports_hold_only_theirs(bus: EventBus) -> None:
-    """A report kept by the program keeps its event (and so its payload); once
-    dropped, nothing of that emission remains."""
-    bus.on("a", lambda event: "value")
-    sentinel = Sentinel()
-    ref = weakref.ref(sentinel)
-    report: EmitReport | None = bus.emit_sync("a", payload=sentinel)
-    del sentinel
-    gc.collect()
-
-    assert ref() is not None
-    assert report is not None
-    assert report.event["payload"] is ref()
-
-    report = None
-    gc.collect()
-    assert ref() is None
+        report = None
+        gc.collect()
+        assert ref() is None

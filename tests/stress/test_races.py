@@ -90,15 +90,15 @@ def emitters_against_churning_subscribers() -> None:
     assert bus.topics() == ("x.*", "x.y")
 
 
-def test_emit_while_churn() -> None:
-    """8 threads emitting while 2 threads subscribe and unsubscribe lose nothing."""
-    repeat(emitters_against_churning_subscribers, 8)
+class TestEmitWhileChurn:
+    def test_few_rounds(self) -> None:
+        """8 threads emitting while 2 threads subscribe and unsubscribe lose nothing."""
+        repeat(emitters_against_churning_subscribers, 8)
 
-
-@pytest.mark.heavy
-def test_emit_while_churn_many() -> None:
-    """8 threads emitting while 2 threads subscribe and unsubscribe, many times."""
-    repeat(emitters_against_churning_subscribers, 150)
+    @pytest.mark.heavy
+    def test_many_rounds(self) -> None:
+        """8 threads emitting while 2 threads subscribe and unsubscribe, many times."""
+        repeat(emitters_against_churning_subscribers, 150)
 
 
 # ---------------------------------------------------------------- once, raced for by threads, tasks
@@ -156,17 +156,17 @@ def once_claimed_by_threads_and_tasks(handler_is_async: bool) -> None:
     assert bus.listener_count("x") == 1
 
 
-@pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
-def test_once_raced(handler_is_async: bool) -> None:
-    """A once handler raced for by threads and tasks runs exactly once."""
-    repeat(functools.partial(once_claimed_by_threads_and_tasks, handler_is_async), 15)
+class TestOnceRaced:
+    @pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
+    def test_few_rounds(self, handler_is_async: bool) -> None:
+        """A once handler raced for by threads and tasks runs exactly once."""
+        repeat(functools.partial(once_claimed_by_threads_and_tasks, handler_is_async), 15)
 
-
-@pytest.mark.heavy
-@pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
-def test_once_raced_many(handler_is_async: bool) -> None:
-    """Once handler raced for by threads and tasks many times."""
-    repeat(functools.partial(once_claimed_by_threads_and_tasks, handler_is_async), 400)
+    @pytest.mark.heavy
+    @pytest.mark.parametrize("handler_is_async", [False, True], ids=["sync", "async"])
+    def test_many_rounds(self, handler_is_async: bool) -> None:
+        """Once handler raced for by threads and tasks many times."""
+        repeat(functools.partial(once_claimed_by_threads_and_tasks, handler_is_async), 400)
 
 
 # ---------------------------------------------------------------- collection on another thread
@@ -227,15 +227,15 @@ def collection_during_emissions() -> None:
     assert len(bus.emit_sync("x").results) == 1
 
 
-def test_collect_while_emitting() -> None:
-    """Objects collected on another thread while threads emit are never half-called."""
-    repeat(collection_during_emissions, 3)
+class TestCollectWhileEmitting:
+    def test_few_rounds(self) -> None:
+        """Objects collected on another thread while threads emit are never half-called."""
+        repeat(collection_during_emissions, 3)
 
-
-@pytest.mark.heavy
-def test_collect_while_emitting_many() -> None:
-    """Objects collected on another thread while threads emit, many times."""
-    repeat(collection_during_emissions, 40)
+    @pytest.mark.heavy
+    def test_many_rounds(self) -> None:
+        """Objects collected on another thread while threads emit, many times."""
+        repeat(collection_during_emissions, 40)
 
 
 # ---------------------------------------------------------------- publish, drain and aclose
@@ -313,19 +313,6 @@ async def publish_while_draining_and_closing() -> None:
     assert all(task.result().values == (task.result().event.id,) for task in accepted)
 
 
-async def test_publish_while_closing() -> None:
-    """Publish from many tasks while drain and aclose run delivers or refuses each."""
-    for _ in range(4):
-        await publish_while_draining_and_closing()
-
-
-@pytest.mark.heavy
-async def test_publish_while_closing_many() -> None:
-    """Publish from many tasks while drain and aclose run, many times."""
-    for _ in range(100):
-        await publish_while_draining_and_closing()
-
-
 async def threads_emitting_while_closing() -> None:
     workers = 4
     bus = EventBus("race")
@@ -373,17 +360,28 @@ async def threads_emitting_while_closing() -> None:
         assert all(i is None for i in mine[first_refusal:]), "accepted after a refusal"
 
 
-async def test_threads_while_closing() -> None:
-    """Threads emitting while aclose runs finish or are refused, never half-run."""
-    for _ in range(3):
-        await threads_emitting_while_closing()
+class TestWhileClosing:
+    async def test_publish_while_closing(self) -> None:
+        """Publish from many tasks while drain and aclose run delivers or refuses each."""
+        for _ in range(4):
+            await publish_while_draining_and_closing()
 
+    @pytest.mark.heavy
+    async def test_publish_while_closing_many(self) -> None:
+        """Publish from many tasks while drain and aclose run, many times."""
+        for _ in range(100):
+            await publish_while_draining_and_closing()
 
-@pytest.mark.heavy
-async def test_threads_while_closing_many() -> None:
-    """Threads emitting while aclose runs many times."""
-    for _ in range(60):
-        await threads_emitting_while_closing()
+    async def test_threads_while_closing(self) -> None:
+        """Threads emitting while aclose runs finish or are refused, never half-run."""
+        for _ in range(3):
+            await threads_emitting_while_closing()
+
+    @pytest.mark.heavy
+    async def test_threads_while_closing_many(self) -> None:
+        """Threads emitting while aclose runs many times."""
+        for _ in range(60):
+            await threads_emitting_while_closing()
 
 
 # ---------------------------------------------------------------- several loops, one bus
@@ -413,18 +411,18 @@ def publish_and_drain_on_loops_in_several_threads() -> None:
     assert Counter(delivered) == dict.fromkeys(range(loops), batches * batch)
 
 
-def test_loops_in_threads() -> None:
-    """publish and drain from loops in several threads deliver everything.
+class TestLoopsInThreads:
+    def test_few_rounds(self) -> None:
+        """publish and drain from loops in several threads deliver everything.
 
-    ``drain`` in one thread must not trip over tasks another thread's loop
-    publishes or finishes meanwhile."""
-    repeat(publish_and_drain_on_loops_in_several_threads, 5)
+        ``drain`` in one thread must not trip over tasks another thread's loop
+        publishes or finishes meanwhile."""
+        repeat(publish_and_drain_on_loops_in_several_threads, 5)
 
-
-@pytest.mark.heavy
-def test_loops_in_threads_many() -> None:
-    """publish and drain from loops in several threads, many times."""
-    repeat(publish_and_drain_on_loops_in_several_threads, 100)
+    @pytest.mark.heavy
+    def test_many_rounds(self) -> None:
+        """publish and drain from loops in several threads, many times."""
+        repeat(publish_and_drain_on_loops_in_several_threads, 100)
 
 
 # ---------------------------------------------------------------- emit_sync while the loop stops
@@ -466,18 +464,18 @@ def emit_sync_while_the_bus_loop_stops() -> None:
     assert sorted(ran[1:]) == sorted(report.event.id for report in reports)
 
 
-def test_loop_stops() -> None:
-    """emit_sync from a thread while the bus loop stops runs each async handler once.
+class TestLoopStops:
+    def test_few_rounds(self) -> None:
+        """emit_sync from a thread while the bus loop stops runs each async handler once.
 
-    API.md: async handlers run on a loop the bus emitted on *that is still
-    running*, else on a private loop: a loop that stops meanwhile must neither
-    hang the emitting thread nor swallow the handler."""
-    repeat(emit_sync_while_the_bus_loop_stops, 100)
-    gc.collect()  # a coroutine left never awaited would warn here, in this test
+        API.md: async handlers run on a loop the bus emitted on *that is still
+        running*, else on a private loop: a loop that stops meanwhile must neither
+        hang the emitting thread nor swallow the handler."""
+        repeat(emit_sync_while_the_bus_loop_stops, 100)
+        gc.collect()  # a coroutine left never awaited would warn here, in this test
 
-
-@pytest.mark.heavy
-def test_loop_stops_many() -> None:
-    """emit_sync from a thread while the bus loop stops, many times."""
-    repeat(emit_sync_while_the_bus_loop_stops, 2000)
-    gc.collect()
+    @pytest.mark.heavy
+    def test_many_rounds(self) -> None:
+        """emit_sync from a thread while the bus loop stops, many times."""
+        repeat(emit_sync_while_the_bus_loop_stops, 2000)
+        gc.collect()
