@@ -408,7 +408,7 @@ async def test_no_on_error_task() -> None:
 
 
 def test_private_loops_released(bus: EventBus) -> None:
-    """Private loops of ``emit_sync`` are closed and released."""
+    """The background loop of ``emit_sync`` is closed and released once ``aclose`` stops it."""
     loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
 
     async def handler(event: Event) -> str:
@@ -418,6 +418,7 @@ def test_private_loops_released(bus: EventBus) -> None:
     bus.on("a", handler)
     for _ in range(5):
         assert bus.emit_sync("a").values == ("ran",)
+    asyncio.run(bus.aclose())
     gc.collect()
 
     assert len(loops) == 5
