@@ -253,19 +253,21 @@ class TestPublishFromEmitSync:
 
     def test_aclose_finishes(self, bus: EventBus) -> None:
         """aclose() finishes the task an emit_sync handler published, without hanging."""
+        returned = threading.Event()
         done: list[str] = []
 
         async def publishes(event: Event) -> None:
             bus.publish("later")
 
         async def later(event: Event) -> None:
-            await asyncio.sleep(0)
+            assert await asyncio.to_thread(returned.wait, GUARD)  # until emit_sync has returned
             done.append("published")
 
         bus.on("x", publishes)
         bus.on("later", later)
 
-        assert bus.emit_sync("x").ok
+        assert _in_thread(bus.emit_sync, "x").ok
+        returned.set()
         asyncio.run(asyncio.wait_for(bus.aclose(), GUARD))
 
         assert done == ["published"]
