@@ -112,7 +112,7 @@ class Lifecycle:
     def adopt(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """The bus runs on ``loop``, which is not its home loop: make it the home
         loop if there is none running (never the background loop)."""
-        if loop is None:
+        if loop is None or loop is self.loop:
             return
         background = self._background
         if background is not None and loop is background.loop:
