@@ -1,16 +1,19 @@
 """Finishing a handler's awaitable from synchronous code (``emit_sync`` in a
-thread with no running loop): on a loop the bus runs on in another thread,
-else on a private loop made for the emission."""
+thread with no running loop): on the bus's home loop if it runs (in another
+thread), else on the bus's background loop, a daemon thread of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable
+import contextlib
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable
 from types import CoroutineType
-from typing import Any, final
+from typing import Any, Final, final
 
-__all__ = ["BlockingRunner", "finish_awaitable", "timed_out"]
+__all__ = ["BackgroundLoop", "BlockingRunner", "finish_awaitable", "timed_out"]
 
 _LOOP_CHECK_INTERVAL = 0.25
 """Seconds between checks that the loop running an ``emit_sync`` handler still runs."""
@@ -106,36 +109,100 @@ class _NotStarted(Exception):
 class BlockingRunner:
     """Finishes awaitables for ``emit_sync`` in a thread with no running loop.
 
-    They run on ``loop`` (a loop the bus emitted on, still running in another
-    thread) if there is one, else on a private loop made on first use and
-    closed with the emission. The caller's context travels with them, so the
+    They run on ``loop`` (the bus's home loop, running in another thread) if
+    there is one, else on the bus's background loop (``background()`` starts it
+    on first need); if the home loop stops before starting one, it goes to the
+    background loop instead. The caller's context travels with them, so the
     chain of emissions carries on.
     """
 
-    __slots__ = ("_loop", "_private")
+    __slots__ = ("_background", "_loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        background: Callable[[], asyncio.AbstractEventLoop],
+    ) -> None:
         self._loop = loop
-        self._private: asyncio.AbstractEventLoop | None = None
+        self._background = background
 
     def run(self, awaitable: Awaitable[Any], timeout: float | None, handler: str = "") -> Any:
         """Finish ``awaitable`` (the result of ``handler``, cancelled after
         ``timeout`` seconds) and return its result."""
         loop = self._loop
-        if loop is not None and loop.is_running():
-            try:
-                return _wait_on(loop, awaitable, timeout, handler)
-            except _NotStarted:  # that loop stopped first: run it here instead
-                self._loop = None
-        if self._private is None:
-            self._private = asyncio.new_event_loop()  # not set as the thread's loop
-        return self._private.run_until_complete(finish_awaitable(awaitable, timeout, handler))
+        if loop is None:
+            loop = self._loop = self._background()
+        try:
+            return _wait_on(loop, awaitable, timeout, handler)
+        except _NotStarted:  # that loop stopped first: run it on the background loop
+            background = self._background()
+            if background is loop:
+                _discard(awaitable)
+                raise RuntimeError(
+                    "the bus's background loop stopped before running this async handler"
+                ) from None
+            self._loop = background
+        try:
+            return _wait_on(background, awaitable, timeout, handler)
+        except _NotStarted:
+            _discard(awaitable)
+            raise RuntimeError(
+                "the bus's background loop stopped before running this async handler"
+            ) from None
 
-    def close(self) -> None:
-        loop = self._private
-        if loop is not None:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                loop.close()
+
+def _discard(awaitable: Awaitable[Any]) -> None:
+    if isinstance(awaitable, CoroutineType):
+        awaitable.close()  # never started: no "was never awaited" warning
+
+
+@final
+class BackgroundLoop:
+    """A bus's own event loop, run forever by a daemon thread: where ``emit_sync``
+    runs async handlers while the bus has no running home loop.
+
+    It holds no reference to the bus, so a finalizer of the bus may stop it.
+    ``stopped`` is settled by the thread once the loop is closed.
+    """
+
+    __slots__ = ("loop", "stopped", "thread")
+
+    def __init__(self, name: str) -> None:
+        # Made in an empty context: its self-pipe reader keeps the context it is
+        # made in, which would hold the emission that needed the loop forever.
+        self.loop: Final = contextvars.Context().run(asyncio.new_event_loop)
+        self.stopped: Final[concurrent.futures.Future[None]] = concurrent.futures.Future()
+        self.thread: Final = threading.Thread(
+            target=_run_forever, args=(self.loop, self.stopped), name=name, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to stop (from any thread); its thread then closes it."""
+        with contextlib.suppress(RuntimeError):  # already closed
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def halt(self, timeout: float) -> None:
+        """Stop the loop and wait up to ``timeout`` seconds for its thread (at exit)."""
+        self.stop()
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+
+def _run_forever(loop: asyncio.AbstractEventLoop, stopped: concurrent.futures.Future[None]) -> None:
+    """The background thread: run ``loop`` until stopped, then shut it down like
+    ``asyncio.run`` does (pending tasks are cancelled)."""
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+            stopped.set_result(None)

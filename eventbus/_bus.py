@@ -76,7 +76,7 @@ class EventBus:
         depth = check_count(max_depth, "max_depth", minimum=0)
         lock = RLock()
         log = BusLog(name, logger)
-        lifecycle = Lifecycle(lock, log.publish_failed)
+        lifecycle = Lifecycle(lock, log)
         router = Router(name, strict, lock, log.handler_collected_unused)
         self._name: Final = name
         self._log: Final = log
@@ -86,7 +86,9 @@ class EventBus:
         self._lifecycle: Final = lifecycle
         self._admission: Final = Admission(self, depth, lifecycle, log)
         failures = Failures(log, on_error, lifecycle)
-        self._hooks: Final = Hooks(failures, router.table.discard, lifecycle.running_loop_elsewhere)
+        self._hooks: Final = Hooks(
+            failures, router.table.discard, lifecycle.home_running, lifecycle.background
+        )
 
     @property
     def name(self) -> str:
@@ -290,9 +292,9 @@ class EventBus:
     def emit_sync(self, name: str, /, *, source: str | None = None, **payload: Any) -> EmitReport:
         """``emit`` for synchronous code.
 
-        Outside a running loop, async handlers run on a loop this bus emitted on
-        that is still running in another thread, else on a private loop. Inside
-        a running loop's thread, async handlers cannot be awaited: RuntimeError.
+        Outside a running loop, async handlers run on the bus's home loop if it
+        runs (in another thread), else on the bus's background loop. Inside a
+        running loop's thread, async handlers cannot be awaited: RuntimeError.
         """
         router = self._router
         try:  # only a plain str may use the cache: anything else is checked first
@@ -375,7 +377,7 @@ class EventBus:
         except BaseException:
             life.finish_one()
             raise
-        life.keep(task)
+        life.keep(task, event)
         return task
 
     async def emit_received(
@@ -426,15 +428,16 @@ class EventBus:
     # ------------------------------------------------------------------ lifecycle
 
     async def drain(self) -> None:
-        """Wait until every published emission of this loop is done, including
-        those published while draining."""
+        """Wait until every published emission is done, whichever loop runs it,
+        including those published while draining (not those of a closed loop)."""
         await self._lifecycle.drain()
 
     async def aclose(self) -> None:
         """Refuse new top-level emissions, then wait for every accepted one.
 
         Emissions made by handlers of accepted emissions are still accepted, so
-        a chain in progress finishes; once this returns, every emission is refused.
+        a chain in progress finishes; once this returns, every emission is
+        refused and the bus's background loop (if it started one) has stopped.
         """
         if runs_on(current_frame.get(), self):
             raise RuntimeError(
@@ -443,6 +446,7 @@ class EventBus:
         await self._lifecycle.close()
 
     async def __aenter__(self) -> Self:
+        self._lifecycle.bind(None)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -450,8 +454,17 @@ class EventBus:
 
     def bind(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Make ``loop`` (default: the running loop) the bus's home loop: where
-        ``emit_sync`` from a thread with no running loop runs async handlers."""
+        ``emit_sync`` from a thread with no running loop runs async handlers.
+
+        ``RuntimeError`` if the home loop is another loop that still runs, or
+        with no argument outside a running loop; ``TypeError`` for a non-loop.
+        """
         self._lifecycle.bind(loop)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The bus's home loop (see ``bind``), or None before it has one."""
+        return self._lifecycle.loop
 
     # ------------------------------------------------------------------ introspection
 

@@ -43,7 +43,9 @@ class Hooks:
     discard: Callable[[HandlerInfo], None]
     """Unsubscribes a once-subscription an emission has claimed."""
     loop_elsewhere: Callable[[], asyncio.AbstractEventLoop | None]
-    """A loop of the bus's running in another thread, for ``emit_sync``'s awaitables."""
+    """The bus's home loop if it runs (in another thread), for ``emit_sync``'s awaitables."""
+    background: Callable[[], asyncio.AbstractEventLoop]
+    """The bus's background loop (started on first need), when the home loop does not run."""
 
 
 def _admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] | None:
@@ -113,36 +115,32 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
     add = trace.append
     failed = 0
     runner: BlockingRunner | None = None
-    try:
-        for direct, info in route.calls:
-            try:
-                handler = direct if direct is not None else _admit(info, event, hooks)
-                if handler is None:
-                    add(SKIPPED)
-                    add(perf_counter())
-                    continue
-                value = handler(event)
-                if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
-                    if in_loop:
-                        _refuse_awaitable(value, info)
-                    runner = runner or BlockingRunner(hooks.loop_elsewhere())
-                    value = runner.run(value, info.timeout, info.name)
-            except Exception as error:
-                failed += 1
-                add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
-                pending = hooks.failures.handler_failed(event, info, error)
-                if pending is not None:
-                    if in_loop:
-                        hooks.failures.finish_later(pending, event)
-                    else:
-                        runner = runner or BlockingRunner(hooks.loop_elsewhere())
-                        hooks.failures.finish_blocking(pending, event, runner)
-            else:
-                add(value)
-            add(perf_counter())
-    finally:
-        if runner is not None:
-            runner.close()
+    for direct, info in route.calls:
+        try:
+            handler = direct if direct is not None else _admit(info, event, hooks)
+            if handler is None:
+                add(SKIPPED)
+                add(perf_counter())
+                continue
+            value = handler(event)
+            if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
+                if in_loop:
+                    _refuse_awaitable(value, info)
+                runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
+                value = runner.run(value, info.timeout, info.name)
+        except Exception as error:
+            failed += 1
+            add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
+            pending = hooks.failures.handler_failed(event, info, error)
+            if pending is not None:
+                if in_loop:
+                    hooks.failures.finish_later(pending, event)
+                else:
+                    runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
+                    hooks.failures.finish_blocking(pending, event, runner)
+        else:
+            add(value)
+        add(perf_counter())
     return new_report(EmitReport, (event, route.handlers, trace, failed))
 
 

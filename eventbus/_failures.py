@@ -54,7 +54,7 @@ class Failures:
     def finish_later(self, pending: Awaitable[Any], event: Event) -> None:
         """Inside a running loop ``emit_sync`` cannot block: finish ``on_error``'s
         awaitable as a task that ``drain`` and ``aclose`` wait for."""
-        self._lifecycle.run_later(self.finish(pending, event))
+        self._lifecycle.run_later(self.finish(pending, event), event)
 
     def finish_blocking(
         self, pending: Awaitable[Any], event: Event, runner: BlockingRunner

@@ -123,6 +123,12 @@ class LogGate:
         except Exception as error:
             logging_failed(message, error)
 
+    def warning(self, message: str, **fields: Any) -> None:
+        try:
+            self.bound.warning(message, **fields)
+        except Exception as error:
+            logging_failed(message, error)
+
 
 def logging_failed(message: str, error: Exception) -> None:
     """Report on stderr that the log entry ``message`` could not be written.
@@ -220,6 +226,13 @@ class BusLog:
     def publish_failed(self, task: asyncio.Task[Any], error: BaseException) -> None:
         self.gate.error(
             "eventbus.publish_failed", bus=self.bus, task=task.get_name(), exc_info=error
+        )
+
+    def publish_cancelled(self, event: Event) -> None:
+        """A published emission's task was cancelled (its loop shut down while it
+        was pending, or someone cancelled it): it did not finish."""
+        self.gate.warning(
+            "eventbus.publish_cancelled", bus=self.bus, event_name=event.name, event_id=event.id
         )
 
 

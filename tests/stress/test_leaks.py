@@ -405,7 +405,7 @@ class TestNoTaskKept:
         assert [ref() for ref in tasks] == [None] * 5
 
     def test_private_loops_released(self, bus: EventBus) -> None:
-        """Private loops of ``emit_sync`` are closed and released."""
+        """The background loop of ``emit_sync`` is closed and released once ``aclose`` stops it."""
         loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
 
         async def handler(event: Event) -> str:
@@ -415,6 +415,7 @@ class TestNoTaskKept:
         bus.on("a", handler)
         for _ in range(5):
             assert bus.emit_sync("a").values == ("ran",)
+        asyncio.run(bus.aclose())
         gc.collect()
 
         assert len(loops) == 5
