@@ -63,7 +63,8 @@ class Event(tuple[Any, ...]):
 
     Immutable. ``event["key"]`` reads ``event.payload["key"]``. Built directly,
     ``Event(name, payload, source=...)`` is a top-level event (fresh id, depth 0,
-    no parent), which lets a handler be unit-tested without a bus.
+    no parent), which lets a handler be unit-tested without a bus; its payload
+    keys must be ``str`` (anything else is a ``TypeError`` naming the key).
     """
 
     __slots__ = ()
@@ -109,7 +110,12 @@ class Event(tuple[Any, ...]):
             raise TypeError(f"payload must be a mapping or None, not {type(payload).__name__}")
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, not {type(source).__name__}")
-        fields = (name, dict(payload or {}), source, next_serial(), None, 0, time.time())
+        values = dict(payload or {})
+        bad = [key for key in values if not isinstance(key, str)]
+        if bad:
+            shown = ", ".join(f"{safe_repr(key)} ({type(key).__name__})" for key in bad)
+            raise TypeError(f"payload keys must be str; not: {shown}")
+        fields = (name, values, source, next_serial(), None, 0, time.time())
         return new_event(cls, fields)
 
     @property

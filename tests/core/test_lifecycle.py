@@ -1,5 +1,6 @@
 """Closing and reopening a bus: ``aclose`` from handlers and the tasks they
-start, ``reopen``, ``async with`` on a closed bus (issue 12, item 6)."""
+start, ``reopen``, ``async with`` on a closed bus (issue 12, item 6); and the
+``Event`` constructor's payload keys (item 7)."""
 
 from __future__ import annotations
 
@@ -190,3 +191,15 @@ class TestAsyncWith:
             await asyncio.wait_for(asyncio.to_thread(bus.emit_sync, "x"), HANG_GUARD)
 
         assert loops == [asyncio.get_running_loop()]
+
+
+class TestEventPayloadKeys:
+    def test_int_key_refused(self) -> None:
+        """A payload key that is not a str is a TypeError naming it."""
+        with pytest.raises(TypeError, match=r"payload keys must be str; not: 1 \(int\)"):
+            Event("a", {1: "x"})
+
+    def test_every_bad_key_named(self) -> None:
+        """Every bad key is named at once."""
+        with pytest.raises(TypeError, match=r"1 \(int\), None \(NoneType\)"):
+            Event("a", {1: "x", "ok": 2, None: 3})
