@@ -4,7 +4,8 @@ An ``Event`` is a tuple underneath: building one is a single C call, which
 matters because every emission builds one (a slotted class with a frozen
 ``__setattr__`` costs several times more). The tuple side is kept out of
 sight: fields are read by name, ``event["key"]`` reads the payload, and
-iteration is refused.
+iterating it (as JSON encoders do) yields its log rendering, never a payload
+value.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import os
 import secrets
 import time
 from collections import _tuplegetter  # type: ignore[attr-defined]  # namedtuple's field reader
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._errors import safe_repr
 from ._names import check_name
@@ -145,7 +146,26 @@ class Event(tuple[Any, ...]):
     def __contains__(self, key: object) -> bool:
         return key in tuple.__getitem__(self, 1)
 
-    __iter__: ClassVar[None] = None  # type: ignore[assignment]  # a record, not a sequence
+    def __iter__(self) -> Iterator[Any]:
+        """What a JSON encoder shows of an event: name, payload keys, source, id,
+        parent id, depth, timestamp; never a payload value.
+
+        ``json.dumps`` (and structlog's ``JSONRenderer``, which uses it) writes
+        a tuple subclass as an array of what iterating it yields, without
+        asking ``default``: this keeps an ``Event`` in a log entry renderable
+        and free of personal data. Read fields by name, not by position.
+        """
+        return iter(
+            (
+                self.name,
+                sorted(tuple.__getitem__(self, 1)),
+                self.source,
+                self.id,
+                self.parent_id,
+                self.depth,
+                self.timestamp,
+            )
+        )
 
     def __hash__(self) -> int:
         return hash(self.id)

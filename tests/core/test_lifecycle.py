@@ -1,12 +1,14 @@
 """Closing and reopening a bus: ``aclose`` from handlers and the tasks they
 start, ``reopen``, ``async with`` on a closed bus (issue 12, item 6); and the
-``Event`` constructor's payload keys (item 7)."""
+``Event`` constructor's payload keys and its JSON rendering (item 7)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+import structlog
 
 from eventbus import BusClosedError, Event, EventBus
 
@@ -203,3 +205,31 @@ class TestEventPayloadKeys:
         """Every bad key is named at once."""
         with pytest.raises(TypeError, match=r"1 \(int\), None \(NoneType\)"):
             Event("a", {1: "x", "ok": 2, None: 3})
+
+
+class TestEventJson:
+    def test_json_dumps_keys_and_ids(self) -> None:
+        """json.dumps(default=str) renders an Event with its keys and id."""
+        event = Event("a.b", {"card": "4970-secret"})
+
+        shown = json.dumps({"event": event}, default=str)
+
+        assert "card" in shown
+        assert event.id in shown
+
+    def test_json_dumps_no_value(self) -> None:
+        """json.dumps(default=str) never shows a payload value."""
+        shown = json.dumps({"event": Event("a.b", {"card": "4970-secret"})}, default=str)
+
+        assert "4970-secret" not in shown
+
+    def test_structlog_json_renderer(self) -> None:
+        """structlog's JSONRenderer renders an Event without its payload values."""
+        event = Event("a.b", {"card": "4970-secret"})
+        render = structlog.processors.JSONRenderer()
+
+        shown = render(None, "info", {"event": "x", "emitted": event})
+
+        assert isinstance(shown, str)
+        assert event.id in shown
+        assert "4970-secret" not in shown
