@@ -107,7 +107,8 @@ class EventBus:
 
     @property
     def closed(self) -> bool:
-        """True once ``aclose()`` was called (new top-level emissions are refused)."""
+        """True once ``aclose()`` was called (new top-level emissions are
+        refused), until ``reopen()``."""
         return self._lifecycle.closing
 
     def __repr__(self) -> str:
@@ -273,10 +274,12 @@ class EventBus:
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
             if route.calls:
-                token = current_frame.set((self, event, parent))
+                live = [True]  # cleared when the dispatch ends: see _chain.Frame
+                token = current_frame.set((self, event, parent, live))
                 try:
                     report = await dispatch(route, event, self._hooks)
                 finally:
+                    live[0] = False
                     current_frame.reset(token)
             else:
                 report = new_report(EmitReport, (event, (), (), 0))
@@ -328,10 +331,12 @@ class EventBus:
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
             if route.calls:
-                token = current_frame.set((self, event, parent))
+                live = [True]  # cleared when the dispatch ends: see _chain.Frame
+                token = current_frame.set((self, event, parent, live))
                 try:
                     report = dispatch_sync(route, event, self._hooks, running is not None)
                 finally:
+                    live[0] = False
                     current_frame.reset(token)
             else:
                 report = new_report(EmitReport, (event, (), (), 0))
@@ -413,10 +418,12 @@ class EventBus:
     async def _deliver(self, route: Route, event: Event, parent: Frame | None) -> EmitReport:
         """Dispatch an admitted event and log it (``publish``, ``emit_received``)."""
         if route.calls:
-            token = current_frame.set((self, event, parent))
+            live = [True]  # cleared when the dispatch ends: see _chain.Frame
+            token = current_frame.set((self, event, parent, live))
             try:
                 report = await dispatch(route, event, self._hooks)
             finally:
+                live[0] = False
                 current_frame.reset(token)
         else:
             report = new_report(EmitReport, (event, (), (), 0))
@@ -437,16 +444,31 @@ class EventBus:
 
         Emissions made by handlers of accepted emissions are still accepted, so
         a chain in progress finishes; once this returns, every emission is
-        refused and the bus's background loop (if it started one) has stopped.
+        refused (until ``reopen()``) and the bus's background loop (if it started
+        one) has stopped. Called from inside an emission of this bus that is
+        still running (a handler, or code it awaits), it would wait for itself:
+        ``RuntimeError``. A task a handler started may call it once that
+        emission has finished.
         """
         if runs_on(current_frame.get(), self):
             raise RuntimeError(
-                "aclose() was called from a handler of this bus; it would wait for itself"
+                "aclose() was called from a handler of this bus (inside an emission that "
+                "is still running); it would wait for itself"
             )
         await self._lifecycle.close()
 
+    def reopen(self) -> None:
+        """Accept emissions again after ``aclose()``, subscriptions intact.
+
+        Harmless on an open bus; while an ``aclose()`` is still waiting for
+        accepted emissions it is a ``RuntimeError``.
+        """
+        self._lifecycle.reopen()
+
     async def __aenter__(self) -> Self:
+        """Bind the bus to the running loop, reopening it if it was closed."""
         self._lifecycle.bind(None)
+        self._lifecycle.reopen()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Final
 from ._event import Event, new_event
 
 __all__ = [
+    "FINISHED",
     "Frame",
     "chain_names",
     "compact_chain",
@@ -18,8 +19,15 @@ __all__ = [
     "stand_in_chain",
 ]
 
-Frame = tuple[object, Event, "Frame | None"]
-"""(the bus dispatching it, the event being dispatched, the frame that emitted it)."""
+Frame = tuple[object, Event, "Frame | None", list[bool]]
+"""(the bus dispatching it, the event being dispatched, the frame that emitted
+it, its running cell). The cell holds True while the emission's handlers run;
+the emit path sets it to False when its dispatch ends, so that a task a
+handler started, which keeps the chain in its context, can tell that this
+emission is over."""
+
+FINISHED: Final[list[bool]] = [False]
+"""The running cell of a frame that never runs here (``stand_in_chain``)."""
 
 current_frame: Final[ContextVar[Frame | None]] = ContextVar("eventbus_chain", default=None)
 
@@ -44,9 +52,11 @@ def loops_back(frame: Frame | None, bus: object, name: str) -> bool:
 
 
 def runs_on(frame: Frame | None, bus: object) -> bool:
-    """Whether the chain includes an emission on ``bus`` (the caller is its handler)."""
+    """Whether the chain includes an emission on ``bus`` that is still running:
+    the caller is one of its handlers, or code a handler awaits or a task it
+    started while the emission is under way."""
     while frame is not None:
-        if frame[0] is bus:
+        if frame[0] is bus and frame[3][0]:
             return True
         frame = frame[2]
     return False
@@ -60,7 +70,7 @@ def stand_in_chain(bus: object, names: tuple[str, ...], event: Event) -> Frame |
     for index, name in enumerate(names):
         stand_in_id = event.parent_id if index == last else ""
         fields: tuple[Any, ...] = (name, {}, None, stand_in_id, None, index, 0.0)
-        frame = (bus, new_event(Event, fields), frame)
+        frame = (bus, new_event(Event, fields), frame, FINISHED)
     return frame
 
 

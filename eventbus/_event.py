@@ -4,7 +4,8 @@ An ``Event`` is a tuple underneath: building one is a single C call, which
 matters because every emission builds one (a slotted class with a frozen
 ``__setattr__`` costs several times more). The tuple side is kept out of
 sight: fields are read by name, ``event["key"]`` reads the payload, and
-iteration is refused.
+iterating it (as JSON encoders do) yields its log rendering, never a payload
+value.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import os
 import secrets
 import time
 from collections import _tuplegetter  # type: ignore[attr-defined]  # namedtuple's field reader
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._errors import safe_repr
 from ._names import check_name
@@ -63,7 +64,8 @@ class Event(tuple[Any, ...]):
 
     Immutable. ``event["key"]`` reads ``event.payload["key"]``. Built directly,
     ``Event(name, payload, source=...)`` is a top-level event (fresh id, depth 0,
-    no parent), which lets a handler be unit-tested without a bus.
+    no parent), which lets a handler be unit-tested without a bus; its payload
+    keys must be ``str`` (anything else is a ``TypeError`` naming the key).
     """
 
     __slots__ = ()
@@ -109,7 +111,12 @@ class Event(tuple[Any, ...]):
             raise TypeError(f"payload must be a mapping or None, not {type(payload).__name__}")
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, not {type(source).__name__}")
-        fields = (name, dict(payload or {}), source, next_serial(), None, 0, time.time())
+        values = dict(payload or {})
+        bad = [key for key in values if not isinstance(key, str)]
+        if bad:
+            shown = ", ".join(f"{safe_repr(key)} ({type(key).__name__})" for key in bad)
+            raise TypeError(f"payload keys must be str; not: {shown}")
+        fields = (name, values, source, next_serial(), None, 0, time.time())
         return new_event(cls, fields)
 
     @property
@@ -139,7 +146,26 @@ class Event(tuple[Any, ...]):
     def __contains__(self, key: object) -> bool:
         return key in tuple.__getitem__(self, 1)
 
-    __iter__: ClassVar[None] = None  # type: ignore[assignment]  # a record, not a sequence
+    def __iter__(self) -> Iterator[Any]:
+        """What a JSON encoder shows of an event: name, payload keys, source, id,
+        parent id, depth, timestamp; never a payload value.
+
+        ``json.dumps`` (and structlog's ``JSONRenderer``, which uses it) writes
+        a tuple subclass as an array of what iterating it yields, without
+        asking ``default``: this keeps an ``Event`` in a log entry renderable
+        and free of personal data. Read fields by name, not by position.
+        """
+        return iter(
+            (
+                self.name,
+                sorted(tuple.__getitem__(self, 1)),
+                self.source,
+                self.id,
+                self.parent_id,
+                self.depth,
+                self.timestamp,
+            )
+        )
 
     def __hash__(self) -> int:
         return hash(self.id)

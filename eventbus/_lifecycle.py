@@ -298,3 +298,12 @@ class Lifecycle:
                     self._idle_waiters.remove(waiter)
         self.closed = True
         await self._stop_background()
+
+    def reopen(self) -> None:
+        """Accept emissions again after ``close`` (harmless on an open bus); a
+        close still under way is a ``RuntimeError``: it would mark the bus
+        closed when it ends."""
+        if self.closing and not self.closed:
+            raise RuntimeError("reopen() while aclose() is still under way; await it first")
+        self.closed = False
+        self.closing = False

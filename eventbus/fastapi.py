@@ -6,7 +6,7 @@ from eventbus import EventBus
 from eventbus.fastapi import Events, attach
 
 app = FastAPI()
-attach(app, EventBus("shop"))          # app.state.events; drained and closed at shutdown
+attach(app, EventBus("shop"))          # app.state.events; closed at shutdown, reopened at startup
 
 @app.post("/sessions/{session_id}/close")
 async def close_session(session_id: int, events: Events) -> dict[str, bool]:
@@ -47,14 +47,18 @@ def attach(app: FastAPI, bus: EventBus, *, close: bool = True) -> EventBus:
 
     * ``app.state.events`` is ``bus`` from now on, and ``get_events`` (the
       ``Events`` dependency) hands it to routes.
-    * At startup, the bus adopts the server's event loop: async handlers of an
-      emission made by ``emit_sync`` from a sync route (which FastAPI runs in
-      a worker thread) run on that loop, even if nothing was emitted before.
-    * At shutdown, after the last request and before the application's own
-      lifespan ends (so its resources are still there), the bus is closed with
-      ``aclose()``: new emissions are refused and every accepted one, published
-      ones included, finishes. With ``close=False`` it is only drained
-      (``drain()``), for a bus that outlives the application.
+    * At startup, the bus is bound to the server's event loop (``bind()``):
+      async handlers of an emission made by ``emit_sync`` from a sync route
+      (which FastAPI runs in a worker thread) run on that loop, even if nothing
+      was emitted before. A bus closed by an earlier run of the lifespan is
+      reopened (``reopen()``), its subscriptions intact: a module-level
+      application may be started again, e.g. by a second ``TestClient``.
+    * At shutdown, after the last request, published emissions are drained
+      while the application's resources are still there; then the
+      application's own lifespan shutdown code runs (it may still emit); then
+      the bus is closed with ``aclose()``: new emissions are refused and every
+      accepted one, published ones included, finishes. With ``close=False`` it
+      is only drained (``drain()``), for a bus that outlives the application.
 
     The application's own lifespan (``FastAPI(lifespan=...)``) is kept.
     Attaching the same bus again is harmless; another bus is a ``RuntimeError``.
@@ -78,13 +82,16 @@ def _with_bus(inner: _Lifespan, bus: EventBus, *, close: bool) -> _Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         bus.bind()
+        bus.reopen()  # closed by an earlier run of this lifespan
         async with inner(app) as state:
             yield state
             # Not in a `finally`: a lifespan torn down by an error must not hang here.
-            if close:
-                await bus.aclose()
-            else:
-                await bus.drain()
+            await bus.drain()  # published emissions finish while the app's resources exist
+        # After the application's own shutdown code, which may still emit.
+        if close:
+            await bus.aclose()
+        else:
+            await bus.drain()
 
     return lifespan
 
