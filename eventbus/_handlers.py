@@ -237,12 +237,22 @@ class _Subscription:
         strong: Handler | None
         ref: Callable[[], Handler | None] | None
         if type(handler) is _FUNCTION and weak is not True:  # the common case, cheaply
+            code = handler.__code__
+            if (
+                code.co_kwonlyargcount
+                or handler.__dict__  # __wrapped__ or __signature__ may say otherwise
+                or not (
+                    code.co_argcount == 1 or (code.co_flags & _CO_VARARGS and not code.co_argcount)
+                )
+            ):
+                check_takes_event(handler, "handler")
             strong, ref = handler, None
             self.name = f"{handler.__module__}.{handler.__qualname__}"
-            self.is_async = bool(handler.__code__.co_flags & _CO_COROUTINE) or (
+            self.is_async = bool(code.co_flags & _CO_COROUTINE) or (
                 _MARKERS and inspect.iscoroutinefunction(handler)
             )
         else:
+            check_takes_event(handler, "handler")
             strong, ref = _hold(handler, weak, on_collected)
             self.name = callable_name(handler)
             self.is_async = is_async(handler)
