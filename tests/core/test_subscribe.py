@@ -830,6 +830,22 @@ SUBSCRIBERS: dict[str, Callable[[EventBus, dict[str, Any]], object]] = {
 SUBSCRIBERS_WITH_ONCE = {k: v for k, v in SUBSCRIBERS.items() if not k.startswith("once")}
 
 
+def _assert_refused_unchanged(
+    bus: EventBus,
+    subscribe: Callable[[EventBus, dict[str, Any]], object],
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Subscribing with these options raises ``error`` and leaves the bus as it was."""
+    before = _state(bus)
+
+    with pytest.raises(error, match=message):
+        subscribe(bus, kwargs)
+
+    assert _state(bus) == before
+
+
 class TestBadInput:
     @pytest.mark.parametrize(("kwargs", "error", "message"), BAD_OPTIONS, ids=_ids(BAD_OPTIONS))
     @pytest.mark.parametrize("subscriber", SUBSCRIBERS)
@@ -842,12 +858,7 @@ class TestBadInput:
         message: str,
     ) -> None:
         """Bad option raises and leaves the bus unchanged."""
-        before = _state(busy)
-
-        with pytest.raises(error, match=message):
-            SUBSCRIBERS[subscriber](busy, kwargs)
-
-        assert _state(busy) == before
+        _assert_refused_unchanged(busy, SUBSCRIBERS[subscriber], kwargs, error, message)
 
     @pytest.mark.parametrize(("kwargs", "error", "message"), BAD_ONCE, ids=_ids(BAD_ONCE))
     @pytest.mark.parametrize("subscriber", SUBSCRIBERS_WITH_ONCE)
@@ -860,12 +871,7 @@ class TestBadInput:
         message: str,
     ) -> None:
         """Non-bool once raises and leaves the bus unchanged."""
-        before = _state(busy)
-
-        with pytest.raises(error, match=message):
-            SUBSCRIBERS_WITH_ONCE[subscriber](busy, kwargs)
-
-        assert _state(busy) == before
+        _assert_refused_unchanged(busy, SUBSCRIBERS_WITH_ONCE[subscriber], kwargs, error, message)
 
     @pytest.mark.parametrize("handler", [42, "handler", object(), Event("a")], ids=repr)
     @pytest.mark.parametrize("method", ["on", "once"])
