@@ -11,7 +11,6 @@ bound logger whenever any part of the configuration changed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from typing import TYPE_CHECKING, Any, Final
@@ -211,17 +210,14 @@ class BusLog:
         during garbage collection): a logging failure is reported on stderr,
         never raised.
         """
-        try:
-            self.gate.bound.warning(
-                "eventbus.handler_collected_unused",
-                bus=self.bus,
-                handler=info.name,
-                pattern=info.pattern,
-                hint="its object was collected before it ever ran: keep a reference "
-                "to the object, or subscribe with weak=False",
-            )
-        except Exception as error:
-            _report_failure("eventbus.handler_collected_unused", error)
+        self.gate.warning(
+            "eventbus.handler_collected_unused",
+            bus=self.bus,
+            handler=info.name,
+            pattern=info.pattern,
+            hint="its object was collected before it ever ran: keep a reference "
+            "to the object, or subscribe with weak=False",
+        )
 
     def publish_failed(self, task: asyncio.Task[Any], error: BaseException) -> None:
         self.gate.error(
@@ -234,9 +230,3 @@ class BusLog:
         self.gate.warning(
             "eventbus.publish_cancelled", bus=self.bus, event_name=event.name, event_id=event.id
         )
-
-
-def _report_failure(message: str, error: Exception) -> None:
-    """Say on stderr that logging ``message`` failed; never raise."""
-    with contextlib.suppress(Exception):  # nothing is left to report to
-        sys.stderr.write(f"eventbus: could not log {message}: {type(error).__name__}: {error}\n")

@@ -552,7 +552,7 @@ class TestCollectedUnused:
         bus.on("a", _Temporary().method)
         gc.collect()
 
-        assert "could not log eventbus.handler_collected_unused" in capsys.readouterr().err
+        assert "could not log 'eventbus.handler_collected_unused'" in capsys.readouterr().err
         assert bus.listener_count() == 0
 
 
