@@ -16,6 +16,7 @@ from ._handlers import HandlerInfo
 from ._report import EmitReport, HandlerResult
 from ._taps import Tap
 from ._testing import Recorder
+from ._topic import Topic
 
 try:
     __version__ = _metadata.version("eventbus")
@@ -35,6 +36,7 @@ __all__ = [
     "Recorder",
     "ReentrancyError",
     "Tap",
+    "Topic",
     "UnknownEventError",
     "__version__",
 ]

@@ -61,6 +61,8 @@ class Admission:
         """
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+        if route.shape is not None:  # a name declared with a data type: build or check it
+            payload = route.shape.fit(route.name, payload)
         if parent is None:
             self.check(route, payload, 0, None, None)
             fields: tuple[Any, ...] = (route.name, payload, source, next_serial(), None, 0, time())

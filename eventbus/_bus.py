@@ -13,18 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from asyncio.events import _get_running_loop
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from threading import RLock
 from time import time
 from typing import Any, Final, Self, TypeVar, Unpack, final, overload
 
 from ._admission import Admission
-from ._catalog import EventSpec, make_spec
+from ._catalog import EventSpec, make_spec, topic_spec
 from ._chain import Frame, current_frame, runs_on
 from ._checks import check_bus_options, check_count, check_timeout
 from ._dispatch import Hooks, dispatch, dispatch_sync
 from ._errors import safe_repr, scrubbed
-from ._event import Event, new_event, next_serial
+from ._event import Event, new_event, next_serial, with_payload
 from ._failures import ErrorHook, Failures
 from ._handlers import HandlerInfo, check_handler
 from ._lifecycle import Lifecycle
@@ -35,10 +35,13 @@ from ._report import EmitReport, new_report
 from ._routes import Route, Router
 from ._taps import Tap
 from ._testing import Recorder, RecordingTap
+from ._topic import Topic, TopicDecorator, resolve
 
 __all__ = ["EventBus"]
 
 H = TypeVar("H", bound=Callable[[Event], object])
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @final
@@ -123,9 +126,23 @@ class EventBus:
     def on(
         self, name: str, handler: None = None, **options: Unpack[SubscribeOptions]
     ) -> Callable[[H], H]: ...
+    @overload
     def on(
-        self, name: str, handler: H | None = None, **options: Unpack[SubscribeOptions]
-    ) -> H | Callable[[H], H]:
+        self,
+        name: Topic[T],
+        handler: Callable[[Event[T]], R],
+        **options: Unpack[SubscribeOptions],
+    ) -> Callable[[Event[T]], R]: ...
+    @overload
+    def on(
+        self, name: Topic[T], handler: None = None, **options: Unpack[SubscribeOptions]
+    ) -> TopicDecorator[T]: ...
+    def on(
+        self,
+        name: str | Topic[Any],
+        handler: Callable[..., Any] | None = None,
+        **options: Unpack[SubscribeOptions],
+    ) -> Any:
         """Subscribe ``handler`` to an event name or pattern; return it unchanged.
 
         Without ``handler``, return a decorator that subscribes the function it
@@ -138,6 +155,9 @@ class EventBus:
         anything else strongly), ``timeout=None`` (seconds an async handler may
         run; default the bus's ``handler_timeout``), ``owner=None`` (a tag for
         ``clear(owner=...)``).
+
+        ``name`` may be a ``Topic``: its name, and the type checker then accepts
+        only handlers of ``Event[T]``.
         """
         if handler is not None and not options:  # the common case, with one call less
             self._subscribe(name, handler, DEFAULTS)
@@ -150,13 +170,24 @@ class EventBus:
     def once(
         self, name: str, handler: None = None, **options: Unpack[OnceOptions]
     ) -> Callable[[H], H]: ...
+    @overload
     def once(
-        self, name: str, handler: H | None = None, **options: Unpack[OnceOptions]
-    ) -> H | Callable[[H], H]:
+        self, name: Topic[T], handler: Callable[[Event[T]], R], **options: Unpack[OnceOptions]
+    ) -> Callable[[Event[T]], R]: ...
+    @overload
+    def once(
+        self, name: Topic[T], handler: None = None, **options: Unpack[OnceOptions]
+    ) -> TopicDecorator[T]: ...
+    def once(
+        self,
+        name: str | Topic[Any],
+        handler: Callable[..., Any] | None = None,
+        **options: Unpack[OnceOptions],
+    ) -> Any:
         """``on(..., once=True)``: the handler runs at most once, ever."""
         return self._on(name, handler, options_from(options, "once"))
 
-    def _on(self, name: str, handler: H | None, options: Options) -> H | Callable[[H], H]:
+    def _on(self, name: str | Topic[Any], handler: H | None, options: Options) -> Any:
         if handler is not None:
             self._subscribe(name, handler, options)
             return handler
@@ -168,27 +199,43 @@ class EventBus:
 
         return decorator
 
-    def off(self, name: str, handler: Callable[..., Any]) -> bool:
+    def off(self, name: str | Topic[Any], handler: Callable[..., Any]) -> bool:
         """Unsubscribe ``handler`` from exactly this name or pattern; True if it was."""
         key = check_pattern(name)
         if not callable(handler):
             check_handler(handler)  # raises, saying what it was given
         return self._router.table.off(key, handler)
 
-    @contextlib.contextmanager
-    def subscribed(self, name: str, handler: H, **options: Unpack[SubscribeOptions]) -> Iterator[H]:
+    @overload
+    def subscribed(
+        self, name: str, handler: H, **options: Unpack[SubscribeOptions]
+    ) -> contextlib.AbstractContextManager[H]: ...
+    @overload
+    def subscribed(
+        self,
+        name: Topic[T],
+        handler: Callable[[Event[T]], R],
+        **options: Unpack[SubscribeOptions],
+    ) -> contextlib.AbstractContextManager[Callable[[Event[T]], R]]: ...
+    def subscribed(
+        self, name: str | Topic[Any], handler: Any, **options: Unpack[SubscribeOptions]
+    ) -> contextlib.AbstractContextManager[Any]:
         """Subscribe ``handler`` for the duration of a ``with`` block.
 
         A subscription that existed before the block is left in place.
         """
-        info = self._subscribe(name, handler, options_from(options, "subscribed"))
+        return self._subscribed(name, handler, options_from(options, "subscribed"))
+
+    @contextlib.contextmanager
+    def _subscribed(self, name: str | Topic[Any], handler: H, options: Options) -> Iterator[H]:
+        info = self._subscribe(name, handler, options)
         try:
             yield handler
         finally:
             if info is not None:
                 self._router.table.discard(info)
 
-    def clear(self, name: str | None = None, *, owner: str | None = None) -> int:
+    def clear(self, name: str | Topic[Any] | None = None, *, owner: str | None = None) -> int:
         """Drop subscriptions: all of them, those made with exactly ``name`` (a
         name or pattern), those of ``owner``, or those matching both. Returns
         how many were dropped."""
@@ -199,7 +246,7 @@ class EventBus:
             )
         return self._router.table.clear(key, owner)
 
-    def check_subscribable(self, key: str) -> str:
+    def check_subscribable(self, key: str | Topic[Any]) -> str:
         """Return ``key`` as ``on()`` would accept it, or raise as ``on()`` would:
         ``TypeError``/``ValueError`` for a bad name or pattern, ``UnknownEventError``
         when a strict bus has no declared event it matches."""
@@ -208,7 +255,7 @@ class EventBus:
         return key
 
     def _subscribe(
-        self, key: str, handler: Callable[..., Any], options: Options
+        self, key: str | Topic[Any], handler: Callable[..., Any], options: Options
     ) -> HandlerInfo | None:
         """Register one subscription; None if the handler was already subscribed to ``key``."""
         if not callable(handler):
@@ -223,17 +270,21 @@ class EventBus:
 
     def declare(
         self,
-        name: str,
+        name: str | Topic[Any],
         *,
         description: str = "",
-        payload: dict[str, Any] | None = None,
+        payload: Mapping[str, Any] | type | None = None,
         reentrant: bool = False,
     ) -> EventSpec:
-        """Declare an event: its description, required payload types, re-entrancy.
+        """Declare an event: its description, required payload types (or data
+        type: dataclass, ``TypedDict``, pydantic model), re-entrancy.
 
+        A ``Topic`` brings its own description, data type and re-entrancy.
         Declaring the same event again with the same spec is harmless; with a
         different spec it is a ``ValueError``.
         """
+        if isinstance(name, Topic):
+            return self._router.catalog.declare(topic_spec(name, description, payload, reentrant))
         name = check_name(name)
         return self._router.catalog.declare(make_spec(name, description, payload, reentrant))
 
@@ -245,11 +296,38 @@ class EventBus:
     # emit and emit_sync repeat their glue on purpose: a shared helper would add
     # a call (and, for emit, a coroutine layer) to every emission; see benchmarks.
 
-    async def emit(self, name: str, /, *, source: str | None = None, **payload: Any) -> EmitReport:
-        """Run every matching handler in order, awaiting async ones; report how each fared."""
+    @overload
+    async def emit(
+        self, name: str, /, *, source: str | None = None, **payload: Any
+    ) -> EmitReport: ...
+    @overload
+    async def emit(
+        self, name: Topic[T], data: T, /, *, source: str | None = None
+    ) -> EmitReport: ...
+    @overload
+    async def emit(
+        self, name: Topic[Any], /, *, source: str | None = None, **fields: Any
+    ) -> EmitReport: ...
+    async def emit(
+        self,
+        name: str | Topic[Any],
+        data: object = None,
+        /,
+        *,
+        source: str | None = None,
+        **payload: Any,
+    ) -> EmitReport:
+        """Run every matching handler in order, awaiting async ones; report how each fared.
+
+        With a ``Topic``: ``emit(topic, data)`` or ``emit(topic, **fields)``;
+        the data is built and checked before any handler runs (``PayloadError``).
+        """
         router = self._router
         try:  # only a plain str may use the cache: anything else is checked first
-            route = router.routes[name] if type(name) is str else router.route(name)
+            if type(name) is str and data is None:
+                route = router.routes[name]
+            else:  # a topic, or a name to check: see _resolve
+                route, payload = self._resolve(name, data, payload)
         except KeyError:
             try:
                 route = router.route(name)
@@ -293,7 +371,25 @@ class EventBus:
             if life.closing:
                 life.wake_closers()
 
-    def emit_sync(self, name: str, /, *, source: str | None = None, **payload: Any) -> EmitReport:
+    @overload
+    def emit_sync(
+        self, name: str, /, *, source: str | None = None, **payload: Any
+    ) -> EmitReport: ...
+    @overload
+    def emit_sync(self, name: Topic[T], data: T, /, *, source: str | None = None) -> EmitReport: ...
+    @overload
+    def emit_sync(
+        self, name: Topic[Any], /, *, source: str | None = None, **fields: Any
+    ) -> EmitReport: ...
+    def emit_sync(
+        self,
+        name: str | Topic[Any],
+        data: object = None,
+        /,
+        *,
+        source: str | None = None,
+        **payload: Any,
+    ) -> EmitReport:
         """``emit`` for synchronous code.
 
         Outside a running loop, async handlers run on the bus's home loop if it
@@ -302,7 +398,10 @@ class EventBus:
         """
         router = self._router
         try:  # only a plain str may use the cache: anything else is checked first
-            route = router.routes[name] if type(name) is str else router.route(name)
+            if type(name) is str and data is None:
+                route = router.routes[name]
+            else:  # a topic, or a name to check: see _resolve
+                route, payload = self._resolve(name, data, payload)
         except KeyError:
             try:
                 route = router.route(name)
@@ -350,8 +449,26 @@ class EventBus:
             if life.closing:
                 life.wake_closers()
 
+    @overload
     def publish(
         self, name: str, /, *, source: str | None = None, **payload: Any
+    ) -> asyncio.Task[EmitReport]: ...
+    @overload
+    def publish(
+        self, name: Topic[T], data: T, /, *, source: str | None = None
+    ) -> asyncio.Task[EmitReport]: ...
+    @overload
+    def publish(
+        self, name: Topic[Any], /, *, source: str | None = None, **fields: Any
+    ) -> asyncio.Task[EmitReport]: ...
+    def publish(
+        self,
+        name: str | Topic[Any],
+        data: object = None,
+        /,
+        *,
+        source: str | None = None,
+        **payload: Any,
     ) -> asyncio.Task[EmitReport]:
         """Emit in a new task (fire and forget); ``drain()`` waits for it.
 
@@ -362,11 +479,14 @@ class EventBus:
             raise RuntimeError(
                 "publish() needs a running event loop; from synchronous code use emit_sync()"
             )
-        try:
-            route = self._router.route(name)
-        except Exception as error:
-            del payload
-            raise scrubbed(error) from None
+        if type(name) is str and data is None:
+            try:
+                route = self._router.route(name)
+            except Exception as error:
+                del payload
+                raise scrubbed(error) from None
+        else:
+            route, payload = self._resolve(name, data, payload)
         life = self._lifecycle
         if loop is not life.loop:
             life.adopt(loop)
@@ -379,12 +499,28 @@ class EventBus:
                 del payload
                 raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
-            task = loop.create_task(self._deliver(route, event, parent), name=f"eventbus:{name}")
+            task = loop.create_task(
+                self._deliver(route, event, parent), name=f"eventbus:{route.name}"
+            )
         except BaseException:
             life.finish_one()
             raise
         life.keep(task, event)
         return task
+
+    def _resolve(
+        self, name: object, data: object, payload: dict[str, Any]
+    ) -> tuple[Route, dict[str, Any]]:
+        """The route and payload of an emission not made with a plain ``str`` name
+        and keywords: a topic (its data built and checked, see ``_topic.resolve``),
+        a ``str`` subclass, or a bad name (raised, scrubbed)."""
+        router = self._router
+        try:
+            name, payload = resolve(name, data, payload, router.catalog.specs)
+            return router.route(name), payload
+        except Exception as error:
+            del payload
+            raise scrubbed(error) from None
 
     async def emit_received(
         self, event: Event, /, *, chain: tuple[str, ...] = (), skip: Tap | None = None
@@ -396,12 +532,15 @@ class EventBus:
         first, so that a loop through processes is refused like a local one.
         It is checked like a top-level emission (closed bus, strict mode,
         payload, depth), and every tap but ``skip`` (the one it came through)
-        sees it.
+        sees it. A name declared here with a data type gets its ``event.data``
+        rebuilt from that declaration (``PayloadError`` when the payload does not fit).
         """
         if not isinstance(event, Event):
             raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
         try:
             route = self._router.route(event.name)
+            if route.shape is not None:  # rebuild the data from this bus's declaration
+                event = with_payload(event, route.shape.fit(route.name, event.payload))
         except Exception as error:
             raise scrubbed(error) from None
         life = self._lifecycle
@@ -491,18 +630,18 @@ class EventBus:
 
     # ------------------------------------------------------------------ introspection
 
-    def listeners(self, name: str) -> tuple[HandlerInfo, ...]:
+    def listeners(self, name: str | Topic[Any]) -> tuple[HandlerInfo, ...]:
         """Every subscription that could receive an event matching ``name`` (a
         name or a pattern), in dispatch order."""
         return self._router.table.listeners(check_pattern(name))
 
-    def listener_count(self, name: str | None = None) -> int:
+    def listener_count(self, name: str | Topic[Any] | None = None) -> int:
         """How many subscriptions ``listeners(name)`` lists; all of them when None."""
         if name is not None:
             return len(self.listeners(name))
         return self._router.table.count()
 
-    def has_listeners(self, name: str) -> bool:
+    def has_listeners(self, name: str | Topic[Any]) -> bool:
         """Whether anything would receive ``name`` (cheap: check it before
         building an expensive payload)."""
         router = self._router
@@ -522,7 +661,7 @@ class EventBus:
         return self._router.table.describe(self._router.catalog.is_declared)
 
     @contextlib.contextmanager
-    def record(self, pattern: str = "*") -> Iterator[Recorder]:
+    def record(self, pattern: str | Topic[Any] = "*") -> Iterator[Recorder]:
         """Record every emission matching ``pattern`` inside the block."""
         recorder = Recorder(check_pattern(pattern))
         tap = RecordingTap(recorder)
@@ -533,7 +672,7 @@ class EventBus:
             self.remove_tap(tap)
 
     @contextlib.contextmanager
-    def muted(self, *names: str) -> Iterator[None]:
+    def muted(self, *names: str | Topic[Any]) -> Iterator[None]:
         """Inside the block, emissions matching any of ``names`` (names or
         patterns; everything when none is given) run no handler."""
         patterns = tuple(check_pattern(name) for name in names) or ("*",)

@@ -11,8 +11,17 @@ from typing import Any, Final, final
 
 from ._errors import PayloadError, UnknownEventError, safe_repr
 from ._names import is_pattern, key_matches
+from ._topic import Topic, shape_of
 
-__all__ = ["Catalog", "EventSpec", "PayloadCheck", "check_payload", "make_spec", "suggest"]
+__all__ = [
+    "Catalog",
+    "EventSpec",
+    "PayloadCheck",
+    "check_payload",
+    "make_spec",
+    "suggest",
+    "topic_spec",
+]
 
 PayloadCheck = tuple[tuple[str, Any], ...]
 """(key, expected type) pairs, checked in declaration order."""
@@ -29,6 +38,9 @@ class EventSpec:
     """Required payload keys and the type each value must be an instance of."""
     reentrant: bool = False
     """Whether the event may be emitted again inside its own chain."""
+    data_type: type | None = None
+    """The declared data type (dataclass, ``TypedDict``, pydantic model), if any:
+    emissions of the name build it (``event.data``)."""
 
     @property
     def payload_check(self) -> PayloadCheck:
@@ -43,8 +55,14 @@ def make_spec(name: str, description: object, payload: object, reentrant: object
         raise TypeError(f"reentrant must be a bool, not {type(reentrant).__name__}")
     if payload is None:
         return EventSpec(name, description, None, reentrant)
+    if isinstance(payload, type):
+        shape_of(payload)  # TypeError for an unsupported class
+        return EventSpec(name, description, None, reentrant, payload)
     if not isinstance(payload, Mapping):
-        raise TypeError(f"payload must be a mapping of key to type, not {type(payload).__name__}")
+        raise TypeError(
+            "payload must be a mapping of key to type or a data type (dataclass, TypedDict, "
+            f"pydantic model), not {type(payload).__name__}"
+        )
     for key, expected in payload.items():
         if not isinstance(key, str):
             raise TypeError(f"payload keys must be str, not {type(key).__name__}: {safe_repr(key)}")
@@ -56,6 +74,21 @@ def make_spec(name: str, description: object, payload: object, reentrant: object
                 f"not {safe_repr(expected)}"
             ) from None
     return EventSpec(name, description, types.MappingProxyType(dict(payload)), reentrant)
+
+
+def topic_spec(
+    topic: Topic[Any], description: object, payload: object, reentrant: object
+) -> EventSpec:
+    """``declare(topic)``: the spec the topic describes (it brings its own options)."""
+    if description != "" or payload is not None or reentrant is not False:
+        raise TypeError(
+            f"declare({topic!r}) takes the description, data type and re-entrancy from the "
+            "topic: give them to Topic(...)"
+        )
+    data_type = topic.data_type
+    if isinstance(data_type, Mapping):
+        return EventSpec(topic.name, topic.description, data_type, topic.reentrant)
+    return EventSpec(topic.name, topic.description, None, topic.reentrant, data_type)
 
 
 def check_payload(name: str, check: PayloadCheck, payload: Mapping[str, Any]) -> None:

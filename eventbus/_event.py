@@ -17,12 +17,29 @@ import time
 from collections import _tuplegetter  # type: ignore[attr-defined]  # namedtuple's field reader
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Generic, Self, final, overload
+
+from typing_extensions import TypeVar
 
 from ._errors import safe_repr
 from ._names import check_name
 
-__all__ = ["Event", "format_id", "new_event", "next_serial"]
+if TYPE_CHECKING:
+    from ._topic import Topic
+
+__all__ = [
+    "DataT_co",
+    "Event",
+    "TypedPayload",
+    "format_id",
+    "new_event",
+    "next_serial",
+    "with_payload",
+]
+
+DataT_co = TypeVar("DataT_co", covariant=True, default=Mapping[str, Any])
+"""The type of ``Event.data``: a topic's data type; a mapping for a plain name."""
+T = TypeVar("T")
 
 
 def _new_prefix() -> str:
@@ -52,6 +69,20 @@ def format_id(serial: int) -> str:
     raise AssertionError("unreachable: the first prefix starts at serial 0")
 
 
+@final
+class TypedPayload(dict[str, Any]):
+    """The payload of a typed emission: its fields by name, and in ``data`` the
+    instance they were read from (``Event.data``). Untyped events keep a plain dict."""
+
+    __slots__ = ("data",)
+
+    data: Any
+
+    def __init__(self, fields: Mapping[str, Any], data: object) -> None:
+        super().__init__(fields)
+        self.data = data
+
+
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 new_event: Final = tuple.__new__
 """``new_event(Event, (name, payload, source, serial, parent_id, depth, timestamp))``:
@@ -59,13 +90,14 @@ the emit path's constructor, without the public one's checks."""
 
 
 @final
-class Event(tuple[Any, ...]):
+class Event(tuple[Any, ...], Generic[DataT_co]):
     """One emission of a named event: what every handler and predicate receives.
 
     Immutable. ``event["key"]`` reads ``event.payload["key"]``. Built directly,
     ``Event(name, payload, source=...)`` is a top-level event (fresh id, depth 0,
     no parent), which lets a handler be unit-tested without a bus; its payload
     keys must be ``str`` (anything else is a ``TypeError`` naming the key).
+    ``Event(topic, data)`` builds a typed one (``Event[T]``, ``event.data`` is ``data``).
     """
 
     __slots__ = ()
@@ -99,13 +131,21 @@ class Event(tuple[Any, ...]):
         depth = _tuplegetter(5, "0 for a top-level emission, the parent's depth + 1 when nested.")
         timestamp = _tuplegetter(6, "`time.time()` at emission.")
 
+    @overload
+    def __new__(
+        cls, name: str, payload: Mapping[str, Any] | None = None, *, source: str | None = None
+    ) -> Event[Mapping[str, Any]]: ...
+    @overload
+    def __new__(cls, name: Topic[T], payload: T, *, source: str | None = None) -> Event[T]: ...
     def __new__(
         cls,
-        name: str,
-        payload: Mapping[str, Any] | None = None,
+        name: str | Topic[Any],
+        payload: object = None,
         *,
         source: str | None = None,
-    ) -> Event:
+    ) -> Event[Any]:
+        if not isinstance(name, str):
+            return _typed_event(name, payload, source)
         check_name(name)
         if payload is not None and not isinstance(payload, Mapping):
             raise TypeError(f"payload must be a mapping or None, not {type(payload).__name__}")
@@ -127,9 +167,20 @@ class Event(tuple[Any, ...]):
 
     @property
     def payload(self) -> Mapping[str, Any]:
-        """Read-only view of the keyword arguments given to ``emit``."""
+        """Read-only view of the keyword arguments given to ``emit`` (of a typed
+        event: its data's fields by name)."""
         payload = tuple.__getitem__(self, 1)
         return MappingProxyType(payload) if payload else _EMPTY
+
+    @property
+    def data(self) -> DataT_co:
+        """The emitted data: an instance of the topic's data type (dataclass,
+        pydantic model), else the read-only payload mapping (``TypedDict``,
+        ``Mapping[str, type]``, plain names)."""
+        payload = tuple.__getitem__(self, 1)
+        if type(payload) is TypedPayload:
+            return payload.data  # type: ignore[no-any-return]
+        return self.payload  # type: ignore[return-value]
 
     def __getitem__(self, key: str) -> Any:  # type: ignore[override]
         try:
@@ -198,10 +249,10 @@ class Event(tuple[Any, ...]):
     def __bool__(self) -> bool:
         return True
 
-    def __copy__(self) -> Event:
+    def __copy__(self) -> Self:
         return self
 
-    def __deepcopy__(self, memo: object) -> Event:
+    def __deepcopy__(self, memo: object) -> Self:
         return self
 
     # Not a sequence: no ordering, no length, no concatenation.
@@ -228,3 +279,26 @@ class Event(tuple[Any, ...]):
 
     def __rmul__(self, other: object) -> Any:
         return NotImplemented
+
+
+def _typed_event(topic: object, data: object, source: object) -> Event[Any]:
+    """``Event(topic, data)``: a typed top-level event, its data checked as ``emit`` would."""
+    from ._topic import Topic
+
+    if not isinstance(topic, Topic):
+        check_name(topic)  # raises: neither a name nor a topic
+        raise AssertionError("unreachable: check_name accepts only a str")
+    if source is not None and not isinstance(source, str):
+        raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+    if data is None:
+        raise TypeError(f"Event({topic.name!r} topic, data) needs the data: an instance of {topic}")
+    payload = topic.shape.adopt(topic.name, data)
+    return new_event(Event, (topic.name, payload, source, next_serial(), None, 0, time.time()))
+
+
+def with_payload(event: Event[Any], payload: dict[str, Any]) -> Event[Any]:
+    """A copy of ``event`` (same id, chain, source, timestamp) with another payload:
+    a received event whose data is rebuilt from this process's declaration."""
+    fields = list(tuple.__iter__(event))
+    fields[1] = payload
+    return new_event(Event, tuple(fields))

@@ -43,10 +43,15 @@ def check_name(name: object) -> str:
 
 
 def check_pattern(pattern: object) -> str:
-    """Return ``pattern`` if it is an event name or a ``prefix.*``/``*`` pattern."""
+    """Return ``pattern`` if it is an event name or a ``prefix.*``/``*`` pattern
+    (of a ``Topic``: its name)."""
     if type(pattern) is str and pattern in _valid_patterns:
         return pattern
     if not isinstance(pattern, str):
+        from ._topic import Topic  # a topic means its name
+
+        if isinstance(pattern, Topic):
+            return pattern.name
         raise TypeError(
             "event name or pattern must be a str, not "
             f"{type(pattern).__name__}: {safe_repr(pattern)}"

@@ -17,6 +17,7 @@ from ._handlers import HandlerInfo
 from ._names import check_name, is_pattern, key_matches
 from ._table import SubscriptionTable, dispatch_order
 from ._taps import Tap
+from ._topic import shape_of
 
 __all__ = ["MAX_CACHED_ROUTES", "Route", "Router"]
 
@@ -41,6 +42,7 @@ class Route:
         "payload_check",
         "plain",
         "reentrant",
+        "shape",
         "taps",
     )
 
@@ -69,7 +71,9 @@ class Route:
         self.payload_check: Final[PayloadCheck] = spec.payload_check if spec else ()
         self.reentrant: Final = spec.reentrant if spec else False
         self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
-        self.plain: Final = not self.payload_check and not self.taps
+        self.shape: Final = shape_of(spec.data_type) if spec and spec.data_type else None
+        """The declared data type's shape: every emission's data is built or checked."""
+        self.plain: Final = not self.payload_check and not self.taps and self.shape is None
         """Nothing to check or record before dispatch: the emit fast path applies."""
 
 
@@ -102,7 +106,7 @@ class Router:
         """Forget every route (called after any change that could alter one)."""
         self.routes = {}
 
-    def route(self, name: str) -> Route:
+    def route(self, name: object) -> Route:
         """The route of ``name``, built and cached if it is not cached yet."""
         name = check_name(name)
         routes = self.routes  # read before the tables: a change after this replaces it

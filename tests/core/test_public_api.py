@@ -23,6 +23,7 @@ API_NAMES = [
     "Recorder",
     "ReentrancyError",
     "Tap",
+    "Topic",
     "UnknownEventError",
     "__version__",
 ]
