@@ -23,6 +23,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, final, overload
 
+import typing_extensions
+
 from ._errors import PayloadError, safe_repr
 from ._event import Event, TypedPayload
 from ._names import check_name
@@ -221,10 +223,10 @@ class Shape:
     def _resolve_checks(self) -> dict[str, tuple[type, ...]]:
         return {}
 
-    def _hints(self) -> dict[str, Any]:
+    def _hints(self, *, extras: bool = False) -> dict[str, Any]:
         """The data type's annotations, string ones resolved."""
         try:
-            return typing.get_type_hints(self.data_type)
+            return typing.get_type_hints(self.data_type, include_extras=extras)
         except Exception as error:
             raise TypeError(
                 f"cannot resolve the annotations of {self.type_name} to check its fields: "
@@ -385,22 +387,26 @@ def _pydantic_problems(error: Exception) -> list[str]:
 class _MappingShape(Shape):
     """A ``TypedDict`` or a ``Mapping[str, type]``: the data is the payload mapping."""
 
-    __slots__ = ("_known", "_optional", "_required", "_types")
+    __slots__ = ("_keys", "_types")
 
     def __init__(
-        self,
-        data_type: Any,
-        key: object,
-        type_name: str,
-        required: Iterable[str],
-        optional: Iterable[str] | None,
-        types_: Mapping[str, Any] | None,
+        self, data_type: Any, key: object, type_name: str, types_: Mapping[str, Any] | None
     ) -> None:
         super().__init__(data_type, key, type_name)
-        self._required: Final = tuple(required)
-        self._optional: Final = tuple(optional) if optional is not None else None
-        """Optional keys; None when any other key is allowed (a mapping data type)."""
         self._types: Final = types_
+        """A mapping data type's key -> type; None for a TypedDict (read from its annotations)."""
+        self._keys: tuple[tuple[str, ...], frozenset[str] | None] | None = None
+
+    def keys(self) -> tuple[tuple[str, ...], frozenset[str] | None]:
+        """(required keys, every allowed key or None when any other key is allowed)."""
+        keys = self._keys
+        if keys is None:
+            if self._types is not None:
+                keys = (tuple(self._types), None)
+            else:
+                keys = _typeddict_keys(self.data_type, self._hints(extras=True))
+            self._keys = keys
+        return keys
 
     def _resolve_checks(self) -> dict[str, tuple[type, ...]]:
         hints = self._types if self._types is not None else self._hints()
@@ -412,10 +418,9 @@ class _MappingShape(Shape):
         return checks
 
     def build(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        problems = []
-        if self._optional is not None:
-            problems += _unknown(fields, (*self._required, *self._optional))
-        problems += [f"field {key!r} is missing" for key in self._required if key not in fields]
+        required, allowed = self.keys()
+        problems = [] if allowed is None else _unknown(fields, allowed)
+        problems += [f"field {key!r} is missing" for key in required if key not in fields]
         problems += self._mistyped(fields)
         if problems:
             raise self._refuse(name, problems)
@@ -428,6 +433,27 @@ class _MappingShape(Shape):
 
     def fit(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         return self.build(name, payload)
+
+
+def _typeddict_keys(
+    data_type: Any, hints: Mapping[str, Any]
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """A TypedDict's required and allowed keys. ``Required``/``NotRequired`` in
+    string annotations are read from the resolved hints: Python 3.11 cannot
+    see them in ``__required_keys__``."""
+    required = set(data_type.__required_keys__)
+    for key, hint in hints.items():
+        origin = typing.get_origin(hint)
+        if origin in _NOT_REQUIRED:
+            required.discard(key)
+        elif origin in _REQUIRED:
+            required.add(key)
+    allowed = frozenset(required) | data_type.__optional_keys__ | frozenset(hints)
+    return tuple(sorted(required)), allowed
+
+
+_REQUIRED: Final = {typing.Required, typing_extensions.Required}
+_NOT_REQUIRED: Final = {typing.NotRequired, typing_extensions.NotRequired}
 
 
 _shapes: weakref.WeakKeyDictionary[type, Shape] = weakref.WeakKeyDictionary()
@@ -445,7 +471,7 @@ def shape_of(data_type: object) -> Shape:
     if isinstance(data_type, Mapping):
         frozen = types.MappingProxyType(dict(_checked_mapping(data_type)))
         items = frozenset(frozen.items())
-        return _MappingShape(frozen, items, f"{dict(frozen)!r}", frozen, None, frozen)
+        return _MappingShape(frozen, items, f"{dict(frozen)!r}", frozen)
     raise _unsupported(data_type)
 
 
@@ -453,10 +479,7 @@ def _class_shape(data_type: type) -> Shape:
     if dataclasses.is_dataclass(data_type):
         return _DataclassShape(data_type)
     if _is_typeddict(data_type):
-        required = data_type.__required_keys__  # type: ignore[attr-defined]
-        optional = data_type.__optional_keys__  # type: ignore[attr-defined]
-        name = data_type.__qualname__
-        return _MappingShape(data_type, data_type, name, sorted(required), optional, None)
+        return _MappingShape(data_type, data_type, data_type.__qualname__, None)
     pydantic = sys.modules.get("pydantic")  # never imported here: a model's module did
     if pydantic is not None and issubclass(data_type, pydantic.BaseModel):
         if not hasattr(data_type, "model_validate"):

@@ -30,7 +30,7 @@ from typing import Protocol
 import pytest
 
 from ._bus import EventBus
-from .testing import Emissions, recording
+from .testing import Emissions, Name, recording
 
 __all__ = ["RecordEmissions", "emissions", "record_emissions"]
 
@@ -40,7 +40,7 @@ _BUS_FIXTURE_OPTION = "eventbus_bus_fixture"
 class RecordEmissions(Protocol):
     """The type of the ``record_emissions`` fixture, for annotating tests."""
 
-    def __call__(self, bus: EventBus, pattern: str = "*") -> Emissions:
+    def __call__(self, bus: EventBus, pattern: Name = "*") -> Emissions:
         """Record the emissions of ``bus`` matching ``pattern`` until the test ends."""
         ...
 
@@ -65,7 +65,7 @@ def record_emissions() -> Iterator[RecordEmissions]:
     """
     with contextlib.ExitStack() as stack:
 
-        def record(bus: EventBus, pattern: str = "*") -> Emissions:
+        def record(bus: EventBus, pattern: Name = "*") -> Emissions:
             return stack.enter_context(recording(bus, pattern))
 
         yield record

@@ -26,11 +26,15 @@ from ._bus import EventBus
 from ._event import Event
 from ._names import check_pattern, is_pattern, key_matches, keys_overlap
 from ._testing import Recorder
+from ._topic import Topic
 
-__all__ = ["Emissions", "Expected", "recording"]
+__all__ = ["Emissions", "Expected", "Name", "recording"]
 
-Expected: TypeAlias = str | tuple[str, Mapping[str, Any]]
-"""One step of ``assert_emitted_in_order``: a name or pattern, or a
+Name: TypeAlias = str | Topic[Any]
+"""An event name or pattern, or a ``Topic`` (its name)."""
+
+Expected: TypeAlias = str | Topic[Any] | tuple[str | Topic[Any], Mapping[str, Any]]
+"""One step of ``assert_emitted_in_order``: a name, pattern or topic, or a
 ``(name, {key: value, ...})`` pair that also checks part of the payload."""
 
 _MAX_LISTED: Final = 50
@@ -71,20 +75,21 @@ class Emissions:
         """The recorded event names, in emission order."""
         return [event.name for event in self._recorder.events]
 
-    def find(self, name: str, /, **payload: Any) -> list[Event]:
-        """The recorded events matching ``name`` (a name or a ``prefix.*``
-        pattern) whose payload has these keys with these values."""
-        self._check_name(name)
+    def find(self, name: Name, /, **payload: Any) -> list[Event[Any]]:
+        """The recorded events matching ``name`` (a name, a ``prefix.*``
+        pattern or a topic) whose payload has these keys with these values."""
+        name = self._check_name(name)
         return [event for event in self._recorder.events if _matches(event, name, payload)]
 
     def clear(self) -> None:
         """Forget what was recorded so far; recording goes on."""
         self._recorder.clear()
 
-    def assert_emitted(self, name: str, /, **payload: Any) -> Event:
+    def assert_emitted(self, name: Name, /, **payload: Any) -> Event[Any]:
         """Assert that an event matching ``name`` (a name or a pattern) was
         emitted with at least these payload items; return the first such event."""
         __tracebackhide__ = True
+        name = self._check_name(name)
         found = self.find(name, **payload)
         if not found:
             raise AssertionError(
@@ -94,10 +99,11 @@ class Emissions:
             )
         return found[0]
 
-    def assert_emitted_once(self, name: str, /, **payload: Any) -> Event:
+    def assert_emitted_once(self, name: Name, /, **payload: Any) -> Event[Any]:
         """Assert that exactly one event matching ``name`` and these payload
         items was emitted; return it."""
         __tracebackhide__ = True
+        name = self._check_name(name)
         found = self.find(name, **payload)
         if len(found) != 1:
             raise AssertionError(
@@ -107,10 +113,11 @@ class Emissions:
             )
         return found[0]
 
-    def assert_not_emitted(self, name: str, /, **payload: Any) -> None:
+    def assert_not_emitted(self, name: Name, /, **payload: Any) -> None:
         """Assert that no event matching ``name`` (and these payload items, if
         any are given) was emitted."""
         __tracebackhide__ = True
+        name = self._check_name(name)
         found = self.find(name, **payload)
         if found:
             numbers = ", ".join(f"#{self._number(event)}" for event in found)
@@ -120,7 +127,7 @@ class Emissions:
                 f"{self._listing(name, payload)}"
             )
 
-    def assert_emitted_in_order(self, expected: Sequence[Expected]) -> list[Event]:
+    def assert_emitted_in_order(self, expected: Sequence[Expected]) -> list[Event[Any]]:
         """Assert that events matching ``expected`` were emitted in this order,
         other emissions possibly coming in between; return the matched events.
 
@@ -132,9 +139,7 @@ class Emissions:
                 "assert_emitted_in_order() takes a sequence of names, not one str: "
                 f"write [{expected!r}]"
             )
-        steps = [_step(item) for item in expected]
-        for name, _ in steps:
-            self._check_name(name)
+        steps = [(self._check_name(name), payload) for name, payload in map(_step, expected)]
         events = self._recorder.events[:]
         matched: list[Event] = []
         position = 0
@@ -162,10 +167,11 @@ class Emissions:
             f"events={len(self)}>"
         )
 
-    def _check_name(self, name: str) -> None:
-        """Refuse a malformed name, and on a strict bus a name that no declared
-        event matches (a typo would make ``assert_not_emitted`` pass)."""
-        check_pattern(name)
+    def _check_name(self, name: Name) -> str:
+        """``name`` as a str (a topic's name); refuse a malformed name, and on a
+        strict bus a name that no declared event matches (a typo would make
+        ``assert_not_emitted`` pass)."""
+        name = check_pattern(name)
         seen = self._recorder.pattern
         if not keys_overlap(seen, name):
             raise AssertionError(
@@ -173,13 +179,13 @@ class Emissions:
                 "record a pattern that covers it"
             )
         if not self._bus.strict:
-            return
+            return name
         declared = [spec.name for spec in self._bus.catalog()]
         if is_pattern(name):
             if any(key_matches(name, known) for known in declared):
-                return
+                return name
         elif name in declared:
-            return
+            return name
         close = difflib.get_close_matches(name, declared, n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise AssertionError(
@@ -216,7 +222,7 @@ class Emissions:
 
 
 @contextlib.contextmanager
-def recording(bus: EventBus, pattern: str = "*") -> Iterator[Emissions]:
+def recording(bus: EventBus, pattern: Name = "*") -> Iterator[Emissions]:
     """Record the emissions of ``bus`` matching ``pattern`` inside the block.
 
     The yielded ``Emissions`` keeps what was recorded after the block ends.
@@ -257,13 +263,13 @@ def _describe(name: str, payload: Mapping[str, Any]) -> str:
     return f"{name!r} with {items}"
 
 
-def _step(item: object) -> tuple[str, Mapping[str, Any]]:
-    if isinstance(item, str):
+def _step(item: object) -> tuple[Name, Mapping[str, Any]]:
+    if isinstance(item, str | Topic):
         return item, {}
     if (
         isinstance(item, tuple)
         and len(item) == 2
-        and isinstance(item[0], str)
+        and isinstance(item[0], str | Topic)
         and isinstance(item[1], Mapping)
     ):
         return item[0], item[1]

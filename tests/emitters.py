@@ -12,7 +12,8 @@ HANG_GUARD = 60  # seconds; a safety net against a hang, never a measure
 
 
 class Emitter:
-    """Emit on a bus one way and return the report: ``await emit(bus, name, **payload)``.
+    """Emit on a bus one way and return the report: ``await emit(bus, name, **payload)``
+    (or ``await emit(bus, topic, data)``).
 
     - ``emit``: ``await bus.emit(...)``;
     - ``emit_sync``: ``bus.emit_sync(...)`` run off the loop in a worker thread (inside
@@ -27,15 +28,16 @@ class Emitter:
     def __repr__(self) -> str:
         return f"Emitter({self.mode!r})"
 
-    async def __call__(self, bus: EventBus, name: str, /, **kwargs: Any) -> EmitReport:
+    async def __call__(self, bus: EventBus, name: Any, /, *data: Any, **kwargs: Any) -> EmitReport:
+        """``data``: a topic's data (or anything, to test that it is refused)."""
         if self.mode == "emit":
-            return await bus.emit(name, **kwargs)
+            return await bus.emit(name, *data, **kwargs)
         if self.mode == "publish":
-            return await bus.publish(name, **kwargs)
+            return await bus.publish(name, *data, **kwargs)
 
         def off_loop() -> tuple[EmitReport | None, BaseException | None]:
             try:
-                return bus.emit_sync(name, **kwargs), None
+                return bus.emit_sync(name, *data, **kwargs), None
             except BaseException as error:  # handed back to the awaiting test
                 return None, error
 
