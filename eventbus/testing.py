@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, TypeAlias, final
+from typing import Any, Final, TypeAlias, TypeVar, final, overload
 
 from ._bus import EventBus
 from ._event import Event
@@ -38,6 +38,7 @@ Expected: TypeAlias = str | Topic[Any] | tuple[str | Topic[Any], Mapping[str, An
 ``(name, {key: value, ...})`` pair that also checks part of the payload."""
 
 _MAX_LISTED: Final = 50
+T = TypeVar("T")
 
 
 @final
@@ -75,6 +76,10 @@ class Emissions:
         """The recorded event names, in emission order."""
         return [event.name for event in self._recorder.events]
 
+    @overload
+    def find(self, name: Topic[T], /, **payload: Any) -> list[Event[T]]: ...
+    @overload
+    def find(self, name: str, /, **payload: Any) -> list[Event]: ...
     def find(self, name: Name, /, **payload: Any) -> list[Event[Any]]:
         """The recorded events matching ``name`` (a name, a ``prefix.*``
         pattern or a topic) whose payload has these keys with these values."""
@@ -85,6 +90,10 @@ class Emissions:
         """Forget what was recorded so far; recording goes on."""
         self._recorder.clear()
 
+    @overload
+    def assert_emitted(self, name: Topic[T], /, **payload: Any) -> Event[T]: ...
+    @overload
+    def assert_emitted(self, name: str, /, **payload: Any) -> Event: ...
     def assert_emitted(self, name: Name, /, **payload: Any) -> Event[Any]:
         """Assert that an event matching ``name`` (a name or a pattern) was
         emitted with at least these payload items; return the first such event."""
@@ -99,6 +108,10 @@ class Emissions:
             )
         return found[0]
 
+    @overload
+    def assert_emitted_once(self, name: Topic[T], /, **payload: Any) -> Event[T]: ...
+    @overload
+    def assert_emitted_once(self, name: str, /, **payload: Any) -> Event: ...
     def assert_emitted_once(self, name: Name, /, **payload: Any) -> Event[Any]:
         """Assert that exactly one event matching ``name`` and these payload
         items was emitted; return it."""
@@ -127,7 +140,7 @@ class Emissions:
                 f"{self._listing(name, payload)}"
             )
 
-    def assert_emitted_in_order(self, expected: Sequence[Expected]) -> list[Event[Any]]:
+    def assert_emitted_in_order(self, expected: Sequence[Expected]) -> list[Event]:
         """Assert that events matching ``expected`` were emitted in this order,
         other emissions possibly coming in between; return the matched events.
 

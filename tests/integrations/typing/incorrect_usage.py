@@ -60,9 +60,9 @@ EventBus("shop", max_depth="deep")  # type: ignore[arg-type]
 
 
 async def emitting() -> None:
-    await bus.emit("sale.closed", {"session_id": 1})  # type: ignore[call-arg, arg-type]
-    await bus.emit(name="sale.closed")  # type: ignore[call-arg]
-    bus.emit_sync("sale.closed", source=42)  # type: ignore[arg-type]
+    await bus.emit("sale.closed", {"session_id": 1})  # type: ignore[call-overload]
+    await bus.emit(name="sale.closed")  # type: ignore[call-overload]
+    bus.emit_sync("sale.closed", source=42)  # type: ignore[call-overload]
     report = bus.emit_sync("sale.closed")
     report.ok = True  # type: ignore[misc]
 
@@ -70,7 +70,7 @@ async def emitting() -> None:
 def events(event: Event) -> None:
     event.name = "other"  # type: ignore[misc]
     event.payload["key"] = 1  # type: ignore[index]
-    Event("sale.closed", source=1)  # type: ignore[arg-type]
+    Event("sale.closed", source=1)  # type: ignore[call-overload]
 
 
 # ------------------------------------------------------------- testing helpers
@@ -78,4 +78,4 @@ def events(event: Event) -> None:
 
 def testing() -> None:
     with recording(bus) as emitted:
-        emitted.assert_emitted(42)  # type: ignore[arg-type]
+        emitted.assert_emitted(42)  # type: ignore[call-overload]
