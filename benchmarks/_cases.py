@@ -76,7 +76,16 @@ def counting_handlers() -> Iterator[list[int]]:
 
 
 Mode = Literal["sync", "async"]
-Op = Literal["emit", "has_listeners", "sub", "gate", "loop"]
+Op = Literal[
+    "emit",
+    "has_listeners",
+    "sub",
+    "gate",
+    "loop",
+    "typed-instance",
+    "typed-fields",
+    "typed-pydantic",
+]
 LogMode = Literal["info", "debug-drop"]
 
 
@@ -171,6 +180,38 @@ CASES: tuple[Case, ...] = (
         eventbus_only=True,
     ),
 )
+
+# Typed events (eventbus only, same setup as S1): the cost of building and checking T.
+TYPED_CASES: tuple[Case, ...] = (
+    Case(
+        "S1/topic",
+        "S1",
+        "S1 through a dataclass Topic, emitted with an instance: emit_sync(topic, Sale(1))",
+        "sync",
+        op="typed-instance",
+        kinds="s",
+        eventbus_only=True,
+    ),
+    Case(
+        "S1/fields",
+        "S1",
+        "S1 through a dataclass Topic, emitted with fields: emit_sync(topic, sale_id=1)",
+        "sync",
+        op="typed-fields",
+        kinds="s",
+        eventbus_only=True,
+    ),
+    Case(
+        "S1/pydantic",
+        "S1",
+        "S1 through a pydantic Topic, emitted with fields (model_validate per emission)",
+        "sync",
+        op="typed-pydantic",
+        kinds="s",
+        eventbus_only=True,
+    ),
+)
+CASES += TYPED_CASES
 
 CASE_BY_KEY = {c.key: c for c in CASES}
 MEMORY_KEY = "MEM"

@@ -9,6 +9,7 @@ expression spelled literally, so no ``*args`` forwarding sits in the timed path.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 from collections.abc import Callable, Coroutine
@@ -169,6 +170,13 @@ class Bare(Subject):
 
 
 # ----------------------------------------------------------------------- eventbus
+@dataclasses.dataclass(frozen=True)
+class BenchSale:
+    """The data of the typed cases (S1/topic, S1/fields): S1's payload as a dataclass."""
+
+    sale_id: int
+
+
 class EventBusSubject(Subject):
     key = "eventbus"
     label = "eventbus"
@@ -190,6 +198,8 @@ class EventBusSubject(Subject):
             return Bench(run_loop, "for _ in repeat(None, n): pass", False)
         if case.op == "gate":
             return self._gate(bus)
+        if case.op.startswith("typed-"):
+            return self._typed(bus, case)
         if case.op == "has_listeners":
             has = bus.has_listeners
 
@@ -228,6 +238,42 @@ class EventBusSubject(Subject):
                 await emit(name, sale_id=1)
 
         return Bench(arun, "await bus.emit", True, case.log, keep=keep)
+
+    def _typed(self, bus: Any, case: Case) -> Built:
+        """S1 through a ``Topic``: what building and checking the data costs."""
+        if not hasattr(self.mod, "Topic"):
+            return NA("this eventbus has no Topic")
+        if case.op == "typed-pydantic":
+            try:
+                import pydantic
+            except ImportError:
+                return NA("pydantic is not installed")
+
+            class SaleModel(pydantic.BaseModel):
+                sale_id: int
+
+            data_type: Any = SaleModel
+        else:
+            data_type = BenchSale
+        topic = self.mod.Topic(case.name, data_type)
+        handlers = case.make_handlers()
+        for h in handlers:
+            bus.on(topic, h)
+        emit_sync = bus.emit_sync
+        keep = (bus, handlers)
+        if case.op == "typed-instance":
+
+            def run_instance(n: int) -> None:
+                for _ in repeat(None, n):
+                    emit_sync(topic, BenchSale(1))
+
+            return Bench(run_instance, "bus.emit_sync(topic, Sale(1))", False, case.log, keep=keep)
+
+        def run_fields(n: int) -> None:
+            for _ in repeat(None, n):
+                emit_sync(topic, sale_id=1)
+
+        return Bench(run_fields, "bus.emit_sync(topic, sale_id=1)", False, case.log, keep=keep)
 
     def _gate(self, bus: Any) -> Built:
         """The exact per-emission logging check of eventbus (``_bus.py``:

@@ -370,6 +370,19 @@ def _log_rows(r: Results) -> list[list[str]]:
     return rows
 
 
+def _typed_rows(r: Results) -> list[list[str]]:
+    """The typed-event cases beside S1: what building and checking the data costs."""
+    ref = r.median("S1", "eventbus")
+    rows = []
+    for key in ("S1/topic", "S1/fields", "S1/pydantic"):
+        m = r.median(key, "eventbus")
+        if m is None or key not in CASE_BY_KEY:
+            continue
+        delta = f"{m - ref:+.1f}" if ref is not None else ""
+        rows.append([key, CASE_BY_KEY[key].title, fmt_ns(m), delta])
+    return rows
+
+
 def _memory_rows(r: Results) -> list[list[str]]:
     labels = {s.key: s.label for s in r.subjects}
     return [
@@ -413,6 +426,11 @@ def render_text(r: Results) -> str:
             "or vs the empty loop):"
         )
         parts.append(_table(log_rows, ["case", "structlog", "eventbus", "delta"], right=(2, 3)))
+        parts.append("")
+    typed_rows = _typed_rows(r)
+    if typed_rows:
+        parts.append("eventbus typed events (ns per emission; delta vs S1):")
+        parts.append(_table(typed_rows, ["case", "what", "eventbus", "delta"], right=(2, 3)))
         parts.append("")
     if r.memory:
         n = r.meta["settings"]["memory_n"]
@@ -468,6 +486,13 @@ def render_markdown(r: Results) -> str:
         parts += ["eventbus logging cost:", ""]
         parts += [
             _md_table(["case", "structlog", "eventbus ns", "delta ns"], log_rows, right=(2, 3)),
+            "",
+        ]
+    typed_rows = _typed_rows(r)
+    if typed_rows:
+        parts += ["eventbus typed events (delta vs S1):", ""]
+        parts += [
+            _md_table(["case", "what", "eventbus ns", "delta ns"], typed_rows, right=(2, 3)),
             "",
         ]
     if r.memory:

@@ -77,10 +77,7 @@ class TypedPayload(dict[str, Any]):
     __slots__ = ("data",)
 
     data: Any
-
-    def __init__(self, fields: Mapping[str, Any], data: object) -> None:
-        super().__init__(fields)
-        self.data = data
+    """The instance the fields were read from (set right after building the dict)."""
 
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})

@@ -284,14 +284,15 @@ def _unknown(fields: Iterable[str], known: Iterable[str]) -> list[str]:
 
 @final
 class _DataclassShape(Shape):
-    __slots__ = ("_init", "_names", "_required")
+    __slots__ = ("_init", "_name_set", "_names", "_required")
 
     def __init__(self, data_type: type) -> None:
         super().__init__(data_type, data_type, data_type.__qualname__)
         fields = dataclasses.fields(data_type)
         self._names: Final = tuple(f.name for f in fields)
+        self._name_set: Final = frozenset(self._names)
         self._init: Final = frozenset(f.name for f in fields if f.init)
-        self._required: Final = tuple(
+        self._required: Final = frozenset(
             f.name
             for f in fields
             if f.init
@@ -309,10 +310,10 @@ class _DataclassShape(Shape):
         return checks
 
     def build(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        missing = [key for key in self._required if key not in fields]
-        unknown = _unknown(fields, self._init)
-        if missing or unknown:
-            problems = unknown + [f"field {key!r} is missing" for key in missing]
+        keys = fields.keys()
+        if not keys <= self._init or not self._required <= keys:
+            missing = [key for key in self._names if key in self._required and key not in keys]
+            problems = _unknown(fields, self._init) + [f"field {k!r} is missing" for k in missing]
             raise self._refuse(name, problems + self._mistyped(fields))
         try:
             data = self.data_type(**fields)
@@ -321,9 +322,9 @@ class _DataclassShape(Shape):
                 name, [f"{self.type_name}(...) raised {type(error).__name__}: {error}"]
             ) from None
         payload = self._read(data)
-        problems = self._mistyped(payload)
-        if problems:
-            raise self._refuse(name, problems)
+        for key, classes in self.checks().items():
+            if not isinstance(payload[key], classes):
+                raise self._refuse(name, self._mistyped(payload))
         return payload
 
     def adopt(self, name: str, data: object) -> dict[str, Any]:
@@ -332,17 +333,29 @@ class _DataclassShape(Shape):
         return self._read(data)
 
     def _read(self, data: object) -> TypedPayload:
-        return TypedPayload({key: getattr(data, key) for key in self._names}, data)
+        return _typed_payload(data, self._names, self._name_set)
+
+
+def _typed_payload(data: object, names: tuple[str, ...], name_set: frozenset[str]) -> TypedPayload:
+    """The fields of ``data`` by name, with ``data`` itself."""
+    fields = getattr(data, "__dict__", None)
+    if fields is not None and fields.keys() == name_set:  # a copy at C speed
+        payload = TypedPayload(fields)
+    else:  # slots, or attributes besides the fields (a cached_property...)
+        payload = TypedPayload({key: getattr(data, key) for key in names})
+    payload.data = data
+    return payload
 
 
 @final
 class _PydanticShape(Shape):
-    __slots__ = ("_allowed", "_extra", "_names")
+    __slots__ = ("_allowed", "_extra", "_name_set", "_names")
 
     def __init__(self, data_type: Any) -> None:
         super().__init__(data_type, data_type, data_type.__qualname__)
         model_fields = data_type.model_fields
         self._names: Final = tuple(model_fields)
+        self._name_set: Final = frozenset(self._names)
         aliases = {info.alias for info in model_fields.values() if info.alias}
         self._allowed: Final = frozenset(self._names) | aliases
         self._extra: Final = data_type.model_config.get("extra") == "allow"
@@ -364,7 +377,7 @@ class _PydanticShape(Shape):
         return self._read(data)
 
     def _read(self, data: object) -> TypedPayload:
-        return TypedPayload({key: getattr(data, key) for key in self._names}, data)
+        return _typed_payload(data, self._names, self._name_set)
 
 
 def _pydantic_problems(error: Exception) -> list[str]:

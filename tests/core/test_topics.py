@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import pickle
 import subprocess
 import sys
@@ -56,6 +57,20 @@ class Positive:
     def __post_init__(self) -> None:
         if self.amount <= 0:
             raise ValueError("amount must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class SlottedSale:
+    sale_id: str
+
+
+@dataclass
+class CachingSale:
+    sale_id: str
+
+    @functools.cached_property
+    def label(self) -> str:
+        return f"sale {self.sale_id}"
 
 
 class SaleModel(pydantic.BaseModel):
@@ -204,6 +219,17 @@ class TestEmittingAnInstance:
         with pytest.raises(TypeError, match="only a Topic takes one"):
             await emit(bus, "sale.closed", {"sale_id": "S-1"})
         assert received == []
+
+    @pytest.mark.parametrize(
+        "data", [SlottedSale("S-1"), CachingSale("S-1")], ids=["slots", "cached-property"]
+    )
+    def test_payload_holds_the_fields_only(self, bus: EventBus, data: Any) -> None:
+        """Slotted dataclasses and instances with other attributes give their fields."""
+        if isinstance(data, CachingSale):
+            assert data.label == "sale S-1"  # cached in the instance's __dict__
+        report = bus.emit_sync(Topic("sale.closed", type(data)), data)
+        assert dict(report.event.payload) == {"sale_id": "S-1"}
+        assert report.event.data is data
 
     async def test_source_is_kept(self, bus: EventBus, emit: Emitter) -> None:
         report = await emit(bus, SALE_CLOSED, SaleClosed("S-1", 1), source="till")
