@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eventbus import Event, EventBus
 
+from .events import SALE_CLOSED, SaleClosed
 from .store import LedgerEntry, Shop
 
 OWNER = "accounting"
@@ -12,10 +13,11 @@ OWNER = "accounting"
 def setup(bus: EventBus, shop: Shop) -> None:
     """Subscribe the accounting module's handlers."""
 
-    @bus.on("sale.closed", priority=10, owner=OWNER)
-    async def book_sale(event: Event) -> int:
-        reference = f"session-{event['session_id']}"
-        return await _book(bus, shop, reference, "cash", "sales", event["total_cents"])
+    @bus.on(SALE_CLOSED, priority=10, owner=OWNER)
+    async def book_sale(event: Event[SaleClosed]) -> int:
+        sale = event.data
+        reference = f"session-{sale.session_id}"
+        return await _book(bus, shop, reference, "cash", "sales", sale.total_cents)
 
     @bus.on("membership.fee_charged", owner=OWNER)
     async def book_fee(event: Event) -> int:

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from eventbus.fastapi import Events
 
+from .events import SALE_CLOSED, SaleClosed
 from .store import Member, Shop
 
 router = APIRouter()
@@ -44,13 +45,8 @@ class MemberIn(BaseModel):
 async def close_session(session_id: int, body: SessionClose, events: Events) -> dict[str, Any]:
     """Close a till session: every module reacting to ``sale.closed`` runs
     before the response, in priority order, each isolated from the others."""
-    report = await events.emit(
-        "sale.closed",
-        source="api",
-        session_id=session_id,
-        total_cents=body.total_cents,
-        member_id=body.member_id,
-    )
+    sale = SaleClosed(session_id, body.total_cents, body.member_id)
+    report = await events.emit(SALE_CLOSED, sale, source="api")
     return {
         "session_id": session_id,
         "handlers": [result.handler.name for result in report.results],

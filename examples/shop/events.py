@@ -2,20 +2,37 @@
 
 The bus is strict, so a typo in an event name fails at once (with a
 did-you-mean suggestion), and each payload is checked before any handler runs.
+
+``sale.closed``, which three modules handle, is a typed event: a ``Topic``
+whose data is the ``SaleClosed`` dataclass, so that its handlers read
+``event.data.total_cents`` checked by the type checker. The others are plain
+names with a payload declaration, which is enough for one handler each.
 """
 
 from __future__ import annotations
 
-from eventbus import EventBus
+from dataclasses import dataclass
+
+from eventbus import EventBus, Topic
+
+
+@dataclass(frozen=True)
+class SaleClosed:
+    """A till session was closed."""
+
+    session_id: int
+    total_cents: int
+    member_id: int | None = None
+
+
+SALE_CLOSED = Topic(
+    "sale.closed", SaleClosed, description="a till session was closed; emitted by the API"
+)
 
 
 def declare_events(bus: EventBus) -> None:
     """Declare the shop's events on ``bus``."""
-    bus.declare(
-        "sale.closed",
-        description="a till session was closed; emitted by the API",
-        payload={"session_id": int, "total_cents": int, "member_id": int | None},
-    )
+    bus.declare(SALE_CLOSED)
     bus.declare(
         "article.imported",
         description="an article was added to the catalog; emitted by the API",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eventbus import Event, EventBus
 
+from .events import SALE_CLOSED, SaleClosed
 from .store import Shop
 
 OWNER = "membership"
@@ -22,8 +23,10 @@ def setup(bus: EventBus, shop: Shop) -> None:
             "membership.fee_charged", member_id=member.member_id, amount_cents=YEARLY_FEE_CENTS
         )
 
-    @bus.on("sale.closed", owner=OWNER, predicate=lambda event: event["member_id"] is not None)
-    def credit_points(event: Event) -> int:
-        points: int = event["total_cents"] // 100
-        shop.members[event["member_id"]].loyalty_points += points
+    @bus.on(SALE_CLOSED, owner=OWNER, predicate=lambda event: event["member_id"] is not None)
+    def credit_points(event: Event[SaleClosed]) -> int:
+        sale = event.data
+        assert sale.member_id is not None  # the predicate let only members' sales through
+        points = sale.total_cents // 100
+        shop.members[sale.member_id].loyalty_points += points
         return points
