@@ -131,17 +131,17 @@ class EventBus:
         self,
         name: Topic[T],
         handler: Callable[[Event[T]], R],
-        **options: Unpack[SubscribeOptions],
+        **options: Unpack[SubscribeOptions[T]],
     ) -> Callable[[Event[T]], R]: ...
     @overload
     def on(
-        self, name: Topic[T], handler: None = None, **options: Unpack[SubscribeOptions]
+        self, name: Topic[T], handler: None = None, **options: Unpack[SubscribeOptions[T]]
     ) -> TopicDecorator[T]: ...
     def on(
         self,
         name: str | Topic[Any],
         handler: Callable[..., Any] | None = None,
-        **options: Unpack[SubscribeOptions],
+        **options: Unpack[SubscribeOptions[Any]],
     ) -> Any:
         """Subscribe ``handler`` to an event name or pattern; return it unchanged.
 
@@ -172,17 +172,17 @@ class EventBus:
     ) -> Callable[[H], H]: ...
     @overload
     def once(
-        self, name: Topic[T], handler: Callable[[Event[T]], R], **options: Unpack[OnceOptions]
+        self, name: Topic[T], handler: Callable[[Event[T]], R], **options: Unpack[OnceOptions[T]]
     ) -> Callable[[Event[T]], R]: ...
     @overload
     def once(
-        self, name: Topic[T], handler: None = None, **options: Unpack[OnceOptions]
+        self, name: Topic[T], handler: None = None, **options: Unpack[OnceOptions[T]]
     ) -> TopicDecorator[T]: ...
     def once(
         self,
         name: str | Topic[Any],
         handler: Callable[..., Any] | None = None,
-        **options: Unpack[OnceOptions],
+        **options: Unpack[OnceOptions[Any]],
     ) -> Any:
         """``on(..., once=True)``: the handler runs at most once, ever."""
         return self._on(name, handler, options_from(options, "once"))
@@ -215,10 +215,10 @@ class EventBus:
         self,
         name: Topic[T],
         handler: Callable[[Event[T]], R],
-        **options: Unpack[SubscribeOptions],
+        **options: Unpack[SubscribeOptions[T]],
     ) -> contextlib.AbstractContextManager[Callable[[Event[T]], R]]: ...
     def subscribed(
-        self, name: str | Topic[Any], handler: Any, **options: Unpack[SubscribeOptions]
+        self, name: str | Topic[Any], handler: Any, **options: Unpack[SubscribeOptions[Any]]
     ) -> contextlib.AbstractContextManager[Any]:
         """Subscribe ``handler`` for the duration of a ``with`` block.
 
@@ -517,7 +517,8 @@ class EventBus:
         router = self._router
         try:
             name, payload = resolve(name, data, payload, router.catalog.specs)
-            return router.route(name), payload
+            route = router.routes.get(name) if type(name) is str else None
+            return route or router.route(name), payload
         except Exception as error:
             del payload
             raise scrubbed(error) from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict, final
+from typing import Any, Final, Generic, TypedDict, final
+
+from typing_extensions import TypeVar
 
 from ._checks import check_timeout, shown
 from ._errors import safe_repr
@@ -19,8 +21,12 @@ from ._handlers import callable_name, check_takes_event, is_async
 
 __all__ = ["DEFAULTS", "OnceOptions", "Options", "SubscribeOptions", "options_from"]
 
+DataT = TypeVar("DataT", default=Mapping[str, Any])
+"""The data type of the events a predicate receives (``Event[DataT]``): a
+topic's for a topic subscription, a mapping for a name."""
 
-class OnceOptions(TypedDict, total=False):
+
+class OnceOptions(TypedDict, Generic[DataT], total=False):
     """The keyword options of ``once()`` (all of ``on()``'s but ``once``).
 
     ``priority`` (int, default 0): higher runs first. ``predicate`` (default
@@ -32,13 +38,13 @@ class OnceOptions(TypedDict, total=False):
     """
 
     priority: int
-    predicate: Callable[[Event], object] | None
+    predicate: Callable[[Event[DataT]], object] | None
     weak: bool | None
     timeout: float | None
     owner: str | None
 
 
-class SubscribeOptions(OnceOptions, total=False):
+class SubscribeOptions(OnceOptions[DataT], total=False):
     """The keyword options of ``on()`` and ``subscribed()``: ``OnceOptions``
     plus ``once`` (bool, default False: run at most once, ever)."""
 

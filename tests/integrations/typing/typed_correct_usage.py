@@ -101,3 +101,13 @@ def testing_helpers() -> None:
     assert_type(emitted.find(SALE_MODEL), list[Event[SaleModel]])
     emitted.assert_not_emitted(SALE_DICT)
     emitted.assert_emitted_in_order([SALE_CLOSED, (SALE_MODEL, {"sale_id": "S"}), "sale.*"])
+
+
+def typed_predicate(event: Event[SaleClosed]) -> bool:
+    return event.data.total_cents > 0
+
+
+bus.on(SALE_CLOSED, count, predicate=typed_predicate)
+bus.on(SALE_CLOSED, count, predicate=lambda event: event.data.total_cents > 0)
+bus.once(SALE_CLOSED, count, predicate=lambda event: event.data.sale_id != "")
+bus.on("sale.closed", untyped, predicate=lambda event: event["total_cents"] > 0)

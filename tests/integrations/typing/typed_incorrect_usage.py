@@ -64,3 +64,14 @@ async def emitting() -> None:
     await bus.emit("sale.closed", SaleClosed("S"))  # type: ignore[call-overload]
     Event(SALE_CLOSED, Other(1))  # type: ignore[misc]
     Topic("sale.closed", 42)  # type: ignore[call-overload]
+
+
+# ------------------------------------------------------------- a predicate of another event
+
+
+def other_predicate(event: Event[Other]) -> bool:
+    return event.data.other_id > 0
+
+
+bus.on(SALE_CLOSED, print, predicate=other_predicate)  # type: ignore[arg-type]
+bus.on(SALE_CLOSED, print, predicate=lambda event: event.data.missing)  # type: ignore[attr-defined]
