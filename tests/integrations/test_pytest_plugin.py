@@ -38,6 +38,37 @@ def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
 
 
 class TestFixtures:
+    def test_fixtures_take_topics(self, pytester: pytest.Pytester) -> None:
+        """record_emissions and emissions record and assert through a Topic."""
+        result = run(
+            pytester,
+            """
+            from dataclasses import dataclass
+
+            import pytest
+            from eventbus import EventBus, Topic
+
+            @dataclass(frozen=True)
+            class SaleClosed:
+                session_id: int
+
+            SALE_CLOSED = Topic("sale.closed", SaleClosed)
+
+            @pytest.fixture
+            def bus():
+                return EventBus("shop")
+
+            def test_close(bus, emissions, record_emissions):
+                only_sales = record_emissions(bus, SALE_CLOSED)
+                bus.emit_sync(SALE_CLOSED, SaleClosed(1))
+                bus.emit_sync("ledger.updated")
+                assert emissions.assert_emitted(SALE_CLOSED, session_id=1).data == SaleClosed(1)
+                assert only_sales.names == ["sale.closed"]
+                only_sales.assert_emitted_once(SALE_CLOSED)
+            """,
+        )
+        result.assert_outcomes(passed=1)
+
     def test_emissions_fixture(self, pytester: pytest.Pytester) -> None:
         """The emissions fixture records the bus of the bus fixture."""
         result = run(
