@@ -321,7 +321,7 @@ class _DataclassShape(Shape):
             raise self._refuse(
                 name, [f"{self.type_name}(...) raised {type(error).__name__}: {error}"]
             ) from None
-        payload = self._read(data)
+        payload = _typed_payload(data, self._names, self._name_set)
         for key, classes in self.checks().items():
             if not isinstance(payload[key], classes):
                 raise self._refuse(name, self._mistyped(payload))
@@ -330,9 +330,6 @@ class _DataclassShape(Shape):
     def adopt(self, name: str, data: object) -> dict[str, Any]:
         if not isinstance(data, self.data_type):
             raise self._wrong_type(name, data)
-        return self._read(data)
-
-    def _read(self, data: object) -> TypedPayload:
         return _typed_payload(data, self._names, self._name_set)
 
 
@@ -369,14 +366,11 @@ class _PydanticShape(Shape):
             raise self._refuse(name, problems) from None
         if unknown:
             raise self._refuse(name, unknown)
-        return self._read(data)
+        return _typed_payload(data, self._names, self._name_set)
 
     def adopt(self, name: str, data: object) -> dict[str, Any]:
         if not isinstance(data, self.data_type):
             raise self._wrong_type(name, data)
-        return self._read(data)
-
-    def _read(self, data: object) -> TypedPayload:
         return _typed_payload(data, self._names, self._name_set)
 
 
