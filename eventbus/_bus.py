@@ -22,6 +22,7 @@ from ._admission import Admission
 from ._catalog import EventSpec, make_spec
 from ._chain import Frame, current_frame, runs_on
 from ._checks import check_bus_options, check_count, check_timeout
+from ._deferred import DeferredScope, defer
 from ._dispatch import Hooks, dispatch, dispatch_sync
 from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial
@@ -385,6 +386,30 @@ class EventBus:
             raise
         life.keep(task, event)
         return task
+
+    def deferred(self) -> DeferredScope:
+        """A scope whose deferred emissions (``defer``) run only if its block
+        succeeds: ``with bus.deferred() as scope:`` or ``async with``.
+
+        When the outermost scope exits without an exception, the held emissions
+        run in the order they were deferred (``async with``: awaited ``emit``;
+        ``with``: ``emit_sync`` and its rules) and ``scope.reports`` lists their
+        reports; a scope opened inside another joins it. When the block raises,
+        they are discarded (logged at info) and the exception propagates.
+        """
+        return DeferredScope(self, self._router, self._admission, self._log)
+
+    def defer(
+        self, name_or_topic: str, data: None = None, /, *, source: str | None = None, **payload: Any
+    ) -> None:
+        """Check an emission now (name, strict mode, payload: errors raise here)
+        and hold it until the innermost open ``deferred()`` scope of this bus in
+        the current context succeeds. ``RuntimeError`` when no scope is open."""
+        try:
+            defer(self, self._router, self._admission, name_or_topic, data, source, payload)
+        except Exception as error:
+            del payload  # tracebacks rendered with locals must not show it
+            raise scrubbed(error) from None
 
     async def emit_received(
         self, event: Event, /, *, chain: tuple[str, ...] = (), skip: Tap | None = None

@@ -1,0 +1,310 @@
+"""Deferred emissions: checked at once, held while a block runs, emitted once
+it succeeded and dropped if it raised.
+
+``bus.defer`` finds the innermost open scope of its bus in the current
+context (a context variable, so it follows ``await``s and tasks as the chain
+does) and holds the emission there. A scope opened inside another one of the
+same bus joins it, like a savepoint: what it holds moves to the outer scope
+when its block succeeds, and only the outermost scope emits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from asyncio.events import _get_running_loop
+from contextvars import ContextVar, Token
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from ._chain import current_frame
+from ._errors import BusClosedError, safe_repr
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from ._admission import Admission
+    from ._bus import EventBus
+    from ._logging import BusLog
+    from ._report import EmitReport
+    from ._routes import Router
+
+__all__ = ["DeferredScope", "Held", "defer", "resolve"]
+
+Held = tuple[int, str, "str | None", dict[str, Any], object]
+"""One held emission: (when it was deferred, name, source, payload, tag). The
+tag is what the scope's owner noted when it was deferred (the transaction of
+a session, see ``eventbus.sqlalchemy``), else None."""
+
+_order = itertools.count()
+"""Orders held emissions by their ``defer`` call across scopes and threads."""
+
+_by_order: Final = itemgetter(0)
+
+current_scope: Final[ContextVar[DeferredScope | None]] = ContextVar(
+    "eventbus_deferred", default=None
+)
+"""The innermost scope opened in this context, of any bus (each links to the
+one that was current when it opened)."""
+
+_NEW, _OPEN, _DONE = 0, 1, 2
+
+
+def resolve(
+    name_or_topic: object, data: object, payload: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The event name and payload that ``defer``'s arguments stand for (the one
+    place that reads them, so that a topic form can be added here)."""
+    if data is not None:
+        raise TypeError(
+            f"defer({safe_repr(name_or_topic)}, data): a positional data argument needs a topic; "
+            "with an event name, give the payload as keywords"
+        )
+    return name_or_topic, payload
+
+
+def defer(
+    bus: EventBus,
+    router: Router,
+    admission: Admission,
+    name_or_topic: object,
+    data: object,
+    source: str | None,
+    payload: dict[str, Any],
+) -> None:
+    """Check an emission as ``emit`` would and hold it in the innermost open
+    scope of ``bus`` in the current context. The caller scrubs what it raises."""
+    name, payload = resolve(name_or_topic, data, payload)
+    route = router.route(name)
+    if source is not None and not isinstance(source, str):
+        raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+    admission.check(route, payload, 0, None, current_frame.get())
+    scope = open_scope_of(bus)
+    if scope is None:
+        raise RuntimeError(
+            f"defer({route.name!r}) needs an open `bus.deferred()` scope of bus {bus.name!r} "
+            "in this context; use emit() to emit now"
+        )
+    scope.hold((next(_order), route.name, source, payload, None))
+
+
+def open_scope_of(bus: EventBus) -> DeferredScope | None:
+    """The innermost open scope of ``bus`` in the current context. Scopes that
+    have exited (seen by a task that outlived one) are passed over."""
+    scope = current_scope.get()
+    while scope is not None:
+        if scope.bus is bus and scope.is_open:
+            return scope
+        scope = scope.outer
+    return None
+
+
+class DeferredScope:
+    """A block whose emissions, deferred with ``bus.defer``, run only if it
+    succeeds: ``with bus.deferred() as scope:`` or ``async with``.
+
+    When the outermost scope of a bus exits without an exception, the held
+    emissions run in the order they were deferred (``async with``: ``emit``;
+    ``with``: ``emit_sync``) and ``reports`` lists their reports. When a
+    scope exits with an exception, its held emissions are dropped (logged as
+    ``eventbus.deferred_discarded``) and the exception propagates. A scope is
+    entered once.
+    """
+
+    __slots__ = (
+        "_admission",
+        "_held",
+        "_lock",
+        "_log",
+        "_parent",
+        "_reports",
+        "_router",
+        "_state",
+        "_token",
+        "bus",
+        "outer",
+        "tag",
+    )
+
+    def __init__(self, bus: EventBus, router: Router, admission: Admission, log: BusLog) -> None:
+        self.bus: Final = bus
+        self._router: Final = router
+        self._admission: Final = admission
+        self._log: Final = log
+        self._lock: Final = threading.Lock()  # defer may come from worker threads
+        self._held: list[Held] = []
+        self._reports: list[EmitReport] = []
+        self._state = _NEW
+        self._parent: DeferredScope | None = None
+        self._token: Token[DeferredScope | None] | None = None
+        self.outer: DeferredScope | None = None
+        """The scope that was current when this one opened (of any bus)."""
+        self.tag: Callable[[], object] | None = None
+        """Notes what a held emission waits for, when it is deferred (a session's
+        transaction); inherited by the scopes opened inside this one."""
+
+    def __repr__(self) -> str:
+        state = ("new", "open", "exited")[self._state]
+        return f"<DeferredScope of {self.bus.name!r} {state} held={len(self._held)}>"
+
+    @property
+    def reports(self) -> tuple[EmitReport, ...]:
+        """The reports of the held emissions that ran, in the order they ran
+        (empty until the outermost scope has exited; always empty for an inner
+        scope, whose emissions run with the outer one)."""
+        return tuple(self._reports)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the block is running (emissions may be deferred into it)."""
+        return self._state == _OPEN
+
+    # ------------------------------------------------------------------ the block
+
+    def __enter__(self) -> Self:
+        self.open(join=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        held = self.close(exc)
+        if held:
+            self.run_sync(held)
+
+    async def __aenter__(self) -> Self:
+        self.open(join=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        held = self.close(exc)
+        if held:
+            await self.run_async(held)
+
+    def open(self, *, join: bool) -> None:
+        """Make this the current scope; with ``join``, inside an open scope of
+        the same bus, join it."""
+        with self._lock:
+            if self._state != _NEW:
+                raise RuntimeError(
+                    "this deferred() scope was already entered: each block needs its own "
+                    "bus.deferred()"
+                )
+            self._state = _OPEN
+        if join:
+            self._parent = parent = open_scope_of(self.bus)
+            if parent is not None and self.tag is None:
+                self.tag = parent.tag
+        self.outer = current_scope.get()
+        self._token = current_scope.set(self)
+
+    def close(self, exc: BaseException | None) -> list[Held] | None:
+        """Leave the block: drop what is held if it raised (``exc``), hand it to
+        the outer scope if there is one, else return it, in order, to be run."""
+        try:
+            if current_scope.get() is not self or self._token is None:
+                raise ValueError("not the current scope")
+            current_scope.reset(self._token)  # ValueError in another context (task)
+        except ValueError:
+            self.discard(self.take(finish=True))
+            raise RuntimeError(
+                "a deferred() scope must exit in the task (context) that entered it, "
+                "after the scopes opened inside it: its held emissions were discarded"
+            ) from None
+        held = self.take(finish=True)
+        if exc is not None:
+            self.discard(held)
+            return None
+        if self._parent is not None:
+            self._parent.join(held)
+            return None
+        held.sort(key=_by_order)
+        return held
+
+    # ------------------------------------------------------------------ holding
+
+    def hold(self, item: Held) -> None:
+        """Hold one checked emission, noting its tag."""
+        tag = self.tag
+        if tag is not None:
+            item = (item[0], item[1], item[2], item[3], tag())
+        with self._lock:
+            if self._state != _OPEN:
+                raise RuntimeError(f"defer({item[1]!r}): its deferred() scope has exited meanwhile")
+            self._held.append(item)
+
+    def join(self, items: list[Held]) -> None:
+        """Take over what an inner scope held (its block succeeded)."""
+        if not items:
+            return
+        with self._lock:
+            accepted = self._state == _OPEN
+            if accepted:
+                self._held += items
+        if not accepted:
+            self.discard(items)
+            raise RuntimeError(
+                "an inner deferred() scope exited after the scope it joined: "
+                "its held emissions were discarded"
+            )
+
+    def take(self, *, finish: bool = False) -> list[Held]:
+        """Remove and return what is held; with ``finish``, hold nothing more."""
+        with self._lock:
+            held, self._held = self._held, []
+            if finish:
+                self._state = _DONE
+        return held
+
+    def discard(self, held: list[Held]) -> None:
+        """Drop held emissions, logging their names (never their payloads)."""
+        if held:
+            held.sort(key=_by_order)
+            self._log.deferred_discarded([item[1] for item in held])
+
+    # ------------------------------------------------------------------ running
+
+    def run_sync(self, held: list[Held]) -> None:
+        """Emit each held emission with ``emit_sync``, in order. Inside a running
+        loop's thread, one with an async handler is refused before any runs."""
+        if _get_running_loop() is not None:
+            for item in held:
+                route = self._router.route(item[1])
+                if route.has_async:
+                    self.discard(held)
+                    try:
+                        self._admission.refuse_async_in_loop(route, current_frame.get())
+                    except BusClosedError:
+                        raise
+                    except RuntimeError as error:
+                        raise RuntimeError(
+                            f"{error}; a `with bus.deferred()` scope exited in a running "
+                            "loop's thread: use `async with bus.deferred()` (no held "
+                            "emission ran)"
+                        ) from None
+        emit_sync = self.bus.emit_sync
+        for index, (_, name, source, payload, _tag) in enumerate(held):
+            try:
+                self._reports.append(emit_sync(name, source=source, **payload))
+            except BaseException:
+                self.discard(held[index + 1 :])
+                raise
+
+    async def run_async(self, held: list[Held]) -> None:
+        """Await ``emit`` for each held emission, in order."""
+        emit = self.bus.emit
+        for index, (_, name, source, payload, _tag) in enumerate(held):
+            try:
+                self._reports.append(await emit(name, source=source, **payload))
+            except BaseException:
+                self.discard(held[index + 1 :])
+                raise
