@@ -397,7 +397,7 @@ class EventBus:
         reports; a scope opened inside another joins it. When the block raises,
         they are discarded (logged at info) and the exception propagates.
         """
-        return DeferredScope(self, self._router, self._admission, self._log)
+        return DeferredScope(self)
 
     def defer(
         self, name_or_topic: str, data: None = None, /, *, source: str | None = None, **payload: Any

@@ -127,11 +127,11 @@ class DeferredScope:
         "tag",
     )
 
-    def __init__(self, bus: EventBus, router: Router, admission: Admission, log: BusLog) -> None:
+    def __init__(self, bus: EventBus) -> None:
         self.bus: Final = bus
-        self._router: Final = router
-        self._admission: Final = admission
-        self._log: Final = log
+        self._router: Final[Router] = bus._router
+        self._admission: Final[Admission] = bus._admission
+        self._log: Final[BusLog] = bus._log
         self._lock: Final = threading.Lock()  # defer may come from worker threads
         self._held: list[Held] = []
         self._reports: list[EmitReport] = []
@@ -210,6 +210,18 @@ class DeferredScope:
     def close(self, exc: BaseException | None) -> list[Held] | None:
         """Leave the block: drop what is held if it raised (``exc``), hand it to
         the outer scope if there is one, else return it, in order, to be run."""
+        self.leave()
+        held = self.take(finish=True)
+        if exc is not None:
+            self.discard(held)
+            return None
+        if self._parent is not None:
+            self._parent.join(held)
+            return None
+        return held
+
+    def leave(self) -> None:
+        """Make the scope that was current before this one current again."""
         try:
             if current_scope.get() is not self or self._token is None:
                 raise ValueError("not the current scope")
@@ -220,15 +232,6 @@ class DeferredScope:
                 "a deferred() scope must exit in the task (context) that entered it, "
                 "after the scopes opened inside it: its held emissions were discarded"
             ) from None
-        held = self.take(finish=True)
-        if exc is not None:
-            self.discard(held)
-            return None
-        if self._parent is not None:
-            self._parent.join(held)
-            return None
-        held.sort(key=_by_order)
-        return held
 
     # ------------------------------------------------------------------ holding
 
@@ -257,18 +260,44 @@ class DeferredScope:
                 "its held emissions were discarded"
             )
 
+    @property
+    def holding(self) -> bool:
+        """Whether any emission is held."""
+        return bool(self._held)
+
     def take(self, *, finish: bool = False) -> list[Held]:
-        """Remove and return what is held; with ``finish``, hold nothing more."""
+        """Remove and return what is held, in order; with ``finish``, hold nothing more."""
         with self._lock:
             held, self._held = self._held, []
             if finish:
                 self._state = _DONE
+        held.sort(key=_by_order)
         return held
+
+    def take_tagged(self, tag: object) -> list[Held]:
+        """Remove and return the held emissions tagged ``tag``, in order."""
+        with self._lock:
+            taken = [item for item in self._held if item[4] is tag]
+            self._held = [item for item in self._held if item[4] is not tag]
+        taken.sort(key=_by_order)
+        return taken
+
+    def retag(self, old: object, new: object) -> None:
+        """Tag ``new`` what was tagged ``old`` (a savepoint released into its parent)."""
+        with self._lock:
+            self._held = [
+                (order, name, source, payload, new if tag is old else tag)
+                for order, name, source, payload, tag in self._held
+            ]
+
+    def stop(self) -> None:
+        """Hold nothing more (what is held stays)."""
+        with self._lock:
+            self._state = _DONE
 
     def discard(self, held: list[Held]) -> None:
         """Drop held emissions, logging their names (never their payloads)."""
         if held:
-            held.sort(key=_by_order)
             self._log.deferred_discarded([item[1] for item in held])
 
     # ------------------------------------------------------------------ running
