@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ._report import EmitReport
     from ._routes import Router
 
-__all__ = ["DeferredScope", "Held", "defer", "resolve"]
+__all__ = ["DeferredScope", "Held", "current_scope", "defer", "open_scope_of", "resolve"]
 
 Held = tuple[int, str, "str | None", dict[str, Any], object]
 """One held emission: (when it was deferred, name, source, payload, tag). The
@@ -86,7 +86,7 @@ def defer(
             f"defer({route.name!r}) needs an open `bus.deferred()` scope of bus {bus.name!r} "
             "in this context; use emit() to emit now"
         )
-    scope.hold((next(_order), route.name, source, payload, None))
+    scope._hold((next(_order), route.name, source, payload, None))
 
 
 def open_scope_of(bus: EventBus) -> DeferredScope | None:
@@ -94,9 +94,9 @@ def open_scope_of(bus: EventBus) -> DeferredScope | None:
     have exited (seen by a task that outlived one) are passed over."""
     scope = current_scope.get()
     while scope is not None:
-        if scope.bus is bus and scope.is_open:
+        if scope.bus is bus and scope._is_open:
             return scope
-        scope = scope.outer
+        scope = scope._outer
     return None
 
 
@@ -117,17 +117,17 @@ class DeferredScope:
         "_held",
         "_lock",
         "_log",
+        "_outer",
         "_parent",
         "_reports",
         "_router",
         "_state",
+        "_tag",
         "_token",
         "bus",
-        "outer",
-        "tag",
     )
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, *, tag: Callable[[], object] | None = None) -> None:
         self.bus: Final = bus
         self._router: Final[Router] = bus._router
         self._admission: Final[Admission] = bus._admission
@@ -138,9 +138,9 @@ class DeferredScope:
         self._state = _NEW
         self._parent: DeferredScope | None = None
         self._token: Token[DeferredScope | None] | None = None
-        self.outer: DeferredScope | None = None
+        self._outer: DeferredScope | None = None
         """The scope that was current when this one opened (of any bus)."""
-        self.tag: Callable[[], object] | None = None
+        self._tag = tag
         """Notes what a held emission waits for, when it is deferred (a session's
         transaction); inherited by the scopes opened inside this one."""
 
@@ -156,14 +156,14 @@ class DeferredScope:
         return tuple(self._reports)
 
     @property
-    def is_open(self) -> bool:
+    def _is_open(self) -> bool:
         """Whether the block is running (emissions may be deferred into it)."""
         return self._state == _OPEN
 
     # ------------------------------------------------------------------ the block
 
     def __enter__(self) -> Self:
-        self.open(join=True)
+        self._open(join=True)
         return self
 
     def __exit__(
@@ -172,12 +172,12 @@ class DeferredScope:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        held = self.close(exc)
+        held = self._close(exc)
         if held:
-            self.run_sync(held)
+            self._run_sync(held)
 
     async def __aenter__(self) -> Self:
-        self.open(join=True)
+        self._open(join=True)
         return self
 
     async def __aexit__(
@@ -186,11 +186,11 @@ class DeferredScope:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        held = self.close(exc)
+        held = self._close(exc)
         if held:
-            await self.run_async(held)
+            await self._run_async(held)
 
-    def open(self, *, join: bool) -> None:
+    def _open(self, *, join: bool) -> None:
         """Make this the current scope; with ``join``, inside an open scope of
         the same bus, join it."""
         with self._lock:
@@ -202,32 +202,32 @@ class DeferredScope:
             self._state = _OPEN
         if join:
             self._parent = parent = open_scope_of(self.bus)
-            if parent is not None and self.tag is None:
-                self.tag = parent.tag
-        self.outer = current_scope.get()
+            if parent is not None and self._tag is None:
+                self._tag = parent._tag
+        self._outer = current_scope.get()
         self._token = current_scope.set(self)
 
-    def close(self, exc: BaseException | None) -> list[Held] | None:
+    def _close(self, exc: BaseException | None) -> list[Held] | None:
         """Leave the block: drop what is held if it raised (``exc``), hand it to
         the outer scope if there is one, else return it, in order, to be run."""
-        self.leave()
-        held = self.take(finish=True)
+        self._leave()
+        held = self._take(finish=True)
         if exc is not None:
-            self.discard(held)
+            self._discard(held)
             return None
         if self._parent is not None:
-            self._parent.join(held)
+            self._parent._join(held)
             return None
         return held
 
-    def leave(self) -> None:
+    def _leave(self) -> None:
         """Make the scope that was current before this one current again."""
         try:
             if current_scope.get() is not self or self._token is None:
                 raise ValueError("not the current scope")
             current_scope.reset(self._token)  # ValueError in another context (task)
         except ValueError:
-            self.discard(self.take(finish=True))
+            self._discard(self._take(finish=True))
             raise RuntimeError(
                 "a deferred() scope must exit in the task (context) that entered it, "
                 "after the scopes opened inside it: its held emissions were discarded"
@@ -235,9 +235,9 @@ class DeferredScope:
 
     # ------------------------------------------------------------------ holding
 
-    def hold(self, item: Held) -> None:
+    def _hold(self, item: Held) -> None:
         """Hold one checked emission, noting its tag."""
-        tag = self.tag
+        tag = self._tag
         if tag is not None:
             item = (item[0], item[1], item[2], item[3], tag())
         with self._lock:
@@ -245,7 +245,7 @@ class DeferredScope:
                 raise RuntimeError(f"defer({item[1]!r}): its deferred() scope has exited meanwhile")
             self._held.append(item)
 
-    def join(self, items: list[Held]) -> None:
+    def _join(self, items: list[Held]) -> None:
         """Take over what an inner scope held (its block succeeded)."""
         if not items:
             return
@@ -254,18 +254,18 @@ class DeferredScope:
             if accepted:
                 self._held += items
         if not accepted:
-            self.discard(items)
+            self._discard(items)
             raise RuntimeError(
                 "an inner deferred() scope exited after the scope it joined: "
                 "its held emissions were discarded"
             )
 
     @property
-    def holding(self) -> bool:
+    def _holding(self) -> bool:
         """Whether any emission is held."""
         return bool(self._held)
 
-    def take(self, *, finish: bool = False) -> list[Held]:
+    def _take(self, *, finish: bool = False) -> list[Held]:
         """Remove and return what is held, in order; with ``finish``, hold nothing more."""
         with self._lock:
             held, self._held = self._held, []
@@ -274,7 +274,7 @@ class DeferredScope:
         held.sort(key=_by_order)
         return held
 
-    def take_tagged(self, tag: object) -> list[Held]:
+    def _take_tagged(self, tag: object) -> list[Held]:
         """Remove and return the held emissions tagged ``tag``, in order."""
         with self._lock:
             taken = [item for item in self._held if item[4] is tag]
@@ -282,7 +282,7 @@ class DeferredScope:
         taken.sort(key=_by_order)
         return taken
 
-    def retag(self, old: object, new: object) -> None:
+    def _retag(self, old: object, new: object) -> None:
         """Tag ``new`` what was tagged ``old`` (a savepoint released into its parent)."""
         with self._lock:
             self._held = [
@@ -290,26 +290,26 @@ class DeferredScope:
                 for order, name, source, payload, tag in self._held
             ]
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         """Hold nothing more (what is held stays)."""
         with self._lock:
             self._state = _DONE
 
-    def discard(self, held: list[Held]) -> None:
+    def _discard(self, held: list[Held]) -> None:
         """Drop held emissions, logging their names (never their payloads)."""
         if held:
             self._log.deferred_discarded([item[1] for item in held])
 
     # ------------------------------------------------------------------ running
 
-    def run_sync(self, held: list[Held]) -> None:
+    def _run_sync(self, held: list[Held]) -> None:
         """Emit each held emission with ``emit_sync``, in order. Inside a running
         loop's thread, one with an async handler is refused before any runs."""
         if _get_running_loop() is not None:
             for item in held:
                 route = self._router.route(item[1])
                 if route.has_async:
-                    self.discard(held)
+                    self._discard(held)
                     try:
                         self._admission.refuse_async_in_loop(route, current_frame.get())
                     except BusClosedError:
@@ -325,15 +325,15 @@ class DeferredScope:
             try:
                 self._reports.append(emit_sync(name, source=source, **payload))
             except BaseException:
-                self.discard(held[index + 1 :])
+                self._discard(held[index + 1 :])
                 raise
 
-    async def run_async(self, held: list[Held]) -> None:
+    async def _run_async(self, held: list[Held]) -> None:
         """Await ``emit`` for each held emission, in order."""
         emit = self.bus.emit
         for index, (_, name, source, payload, _tag) in enumerate(held):
             try:
                 self._reports.append(await emit(name, source=source, **payload))
             except BaseException:
-                self.discard(held[index + 1 :])
+                self._discard(held[index + 1 :])
                 raise

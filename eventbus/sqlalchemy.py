@@ -27,7 +27,7 @@ except ImportError as _missing:  # pragma: no cover - exercised by a test that h
     ) from _missing
 
 from ._bus import EventBus
-from ._deferred import DeferredScope, Held
+from ._deferred import DeferredScope, Held, current_scope
 from ._event import Event
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ def defer_until_commit(bus: EventBus, session: Session | AsyncSession) -> Commit
     transaction commits, also when that commit comes after the block, and are
     discarded if it rolls back (a savepoint rolled back discards what was
     deferred inside it); after a rollback, a later commit runs only what was
-    deferred since. The block raising discards what it deferred and has not
-    run yet. A ``Session`` emits them inside ``commit()`` (with ``emit_sync``);
+    deferred since. The block raising discards what it deferred that was not
+    committed yet. A ``Session`` emits them inside ``commit()`` (with ``emit_sync``);
     an ``AsyncSession`` when the ``async with`` block exits, or, for a commit
     after the block, in a task (as ``publish`` would).
     """
@@ -114,8 +114,14 @@ class _Watch:
         if transaction.parent is not None and not transaction.nested:
             return  # a flush's own transaction: its parent decides
         committed, self._committed = self._committed, False
-        for scope in self.scopes:
-            scope.transaction_ended(transaction, committed=committed)
+        failure: BaseException | None = None
+        for scope in self.scopes:  # each scope hears of it, whatever another raised
+            try:
+                scope._transaction_ended(transaction, committed=committed)
+            except BaseException as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
 
 class CommitScope(DeferredScope):
@@ -125,13 +131,12 @@ class CommitScope(DeferredScope):
     __slots__ = ("_is_async", "_lifecycle", "_ready", "_session", "_watch")
 
     def __init__(self, bus: EventBus, session: Session, *, is_async: bool) -> None:
-        super().__init__(bus)
+        super().__init__(bus, tag=self._transaction)
         self._lifecycle: Final = bus._lifecycle
         self._session: Final = session
         self._is_async: Final = is_async
         self._ready: list[Held] = []  # committed while an async block runs: emitted at its exit
         self._watch: _Watch | None = None
-        self.tag = self._transaction
 
     def _transaction(self) -> SessionTransaction | None:
         """What an emission deferred now waits for: the innermost savepoint, else
@@ -139,25 +144,25 @@ class CommitScope(DeferredScope):
         session = self._session
         return session.get_nested_transaction() or session.get_transaction()
 
-    def _start(self, *, is_async: bool) -> None:
+    def _begin(self, *, is_async: bool) -> None:
         if is_async != self._is_async:
             kind, use = (
                 ("an AsyncSession", "async with") if self._is_async else ("a Session", "with")
             )
             raise TypeError(f"defer_until_commit() on {kind} is used with `{use}`")
-        self.open(join=False)  # its emissions wait for the commit, not for an outer scope
+        self._open(join=False)  # its emissions wait for the commit, not for an outer scope
         self._watch = _Watch.of(self._session)
         self._watch.add(self)
 
-    def _stop(self, exc: BaseException | None) -> list[Held]:
+    def _finish(self, exc: BaseException | None) -> list[Held]:
         """Leave the block; return what was committed while it ran (async)."""
         try:
-            self.leave()
+            self._leave()
         finally:
-            self.stop()
+            self._stop()
             if exc is not None:
-                self.discard(self.take())
-            if not self.holding:
+                self._discard(self._take())
+            if not self._holding:
                 self._retire()
         ready, self._ready = self._ready, []
         return ready
@@ -167,7 +172,7 @@ class CommitScope(DeferredScope):
             self._watch.remove(self)
 
     def __enter__(self) -> Self:
-        self._start(is_async=False)
+        self._begin(is_async=False)
         return self
 
     def __exit__(
@@ -176,10 +181,10 @@ class CommitScope(DeferredScope):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stop(exc)
+        self._finish(exc)
 
     async def __aenter__(self) -> Self:
-        self._start(is_async=True)
+        self._begin(is_async=True)
         return self
 
     async def __aexit__(
@@ -188,29 +193,34 @@ class CommitScope(DeferredScope):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        ready = self._stop(exc)
+        ready = self._finish(exc)
         if ready:
-            await self.run_async(ready)
+            await self._run_async(ready)
 
-    def transaction_ended(self, transaction: SessionTransaction, *, committed: bool) -> None:
+    def _transaction_ended(self, transaction: SessionTransaction, *, committed: bool) -> None:
         """The session's transaction or one of its savepoints ended."""
         if transaction.nested:
             parent = transaction.parent
             if committed:
-                self.retag(transaction, parent)
+                self._retag(transaction, parent)
             else:
-                self.discard(self.take_tagged(transaction))
+                self._discard(self._take_tagged(transaction))
             return
-        held = self.take()
-        if not self.is_open:
+        held = self._take()
+        if not self._is_open:
             self._retire()
         if not committed:
-            self.discard(held)
+            self._discard(held)
         elif not held:
             return
         elif not self._is_async:
-            self.run_sync(held)
-        elif self.is_open:
+            # Its handlers run outside this scope, as those of any held emission do.
+            token = current_scope.set(self._outer)
+            try:
+                self._run_sync(held)
+            finally:
+                current_scope.reset(token)
+        elif self._is_open:
             self._ready += held  # awaited when the block exits
         else:
             self._emit_later(held)
@@ -219,4 +229,4 @@ class CommitScope(DeferredScope):
         """Emit in a task what an ``AsyncSession`` committed after its block;
         ``drain()`` and ``aclose()`` wait for it, as for ``publish``. A log line
         about the task (cancelled, failed) names its first emission."""
-        self._lifecycle.run_later(self.run_async(held), Event(held[0][1]))
+        self._lifecycle.run_later(self._run_async(held), Event(held[0][1]))

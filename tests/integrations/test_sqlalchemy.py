@@ -351,6 +351,36 @@ class TestUse:
         with Session(engine) as session, pytest.raises(TypeError, match="EventBus"):
             defer_until_commit("bus", session)  # type: ignore[arg-type]
 
+    async def test_one_refusal_does_not_hold_back_another_bus(self, engine: Engine) -> None:
+        """When one bus's emissions are refused at the commit, another bus's still run."""
+        first, second = EventBus("first"), EventBus("second")
+        seen: list[str] = []
+
+        async def handler(event: Event) -> None:
+            pass
+
+        first.on("a", handler)  # async: refused by emit_sync in this running loop's thread
+        second.on("a", lambda event: seen.append("second"))
+        with Session(engine) as session:
+            with defer_until_commit(first, session), defer_until_commit(second, session):
+                first.defer("a")
+                second.defer("a")
+            with pytest.raises(RuntimeError, match="async with"):
+                session.commit()
+        assert seen == ["second"]
+
+    def test_handlers_run_outside_the_scope(self, engine: Engine, bus: EventBus) -> None:
+        """A handler of an emission run at a commit inside the block cannot defer into it."""
+
+        def handler(event: Event) -> None:
+            bus.defer("b")
+
+        bus.on("a", handler)
+        with Session(engine) as session, defer_until_commit(bus, session) as scope:
+            bus.defer("a")
+            session.commit()
+        assert isinstance(scope.reports[0].errors[0].error, RuntimeError)
+
     def test_missing_sqlalchemy_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Importing eventbus.sqlalchemy without SQLAlchemy names the extra."""
         monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # makes `import sqlalchemy` fail
@@ -448,6 +478,26 @@ class TestAsyncSession:
                 await session.commit()
                 assert seen == []
             assert seen == ["a"]
+
+    async def test_committed_then_raising_still_runs(
+        self, async_engine: Any, bus: EventBus
+    ) -> None:
+        """What was committed inside the block runs at its exit even if it then raised."""
+        seen: list[str] = []
+        bus.on("*", lambda event: seen.append(event.name))
+
+        async def block(session: Any) -> None:
+            async with defer_until_commit(bus, session):
+                bus.defer("committed")
+                await session.commit()
+                bus.defer("not_committed")
+                raise Boom
+
+        async with async_session(async_engine) as session:
+            with pytest.raises(Boom):
+                await block(session)
+            await session.commit()
+        assert seen == ["committed"]
 
     async def test_rollback_discards(self, async_engine: Any, bus: EventBus) -> None:
         seen: list[str] = []
