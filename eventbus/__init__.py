@@ -4,6 +4,7 @@ from importlib import metadata as _metadata
 
 from ._bus import EventBus
 from ._catalog import EventSpec
+from ._deferred import DeferredScope
 from ._errors import (
     BusClosedError,
     EventBusError,
@@ -25,6 +26,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 __all__ = [
     "BusClosedError",
+    "DeferredScope",
     "EmitReport",
     "Event",
     "EventBus",

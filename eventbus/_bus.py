@@ -22,6 +22,7 @@ from ._admission import Admission
 from ._catalog import EventSpec, make_spec, topic_spec
 from ._chain import Frame, current_frame, runs_on
 from ._checks import check_bus_options, check_count, check_timeout
+from ._deferred import DeferredScope, defer
 from ._dispatch import Hooks, dispatch, dispatch_sync
 from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial, with_payload
@@ -521,6 +522,42 @@ class EventBus:
             return route or router.route(name), payload
         except Exception as error:
             del payload
+            raise scrubbed(error) from None
+
+    def deferred(self) -> DeferredScope:
+        """A scope whose deferred emissions (``defer``) run only if its block
+        succeeds: ``with bus.deferred() as scope:`` or ``async with``.
+
+        When the outermost scope exits without an exception, the held emissions
+        run in the order they were deferred (``async with``: awaited ``emit``;
+        ``with``: ``emit_sync`` and its rules) and ``scope.reports`` lists their
+        reports; a scope opened inside another joins it. When the block raises,
+        they are discarded (logged at info) and the exception propagates.
+        """
+        return DeferredScope(self)
+
+    @overload
+    def defer(self, name: str, /, *, source: str | None = None, **payload: Any) -> None: ...
+    @overload
+    def defer(self, name: Topic[T], data: T, /, *, source: str | None = None) -> None: ...
+    @overload
+    def defer(self, name: Topic[Any], /, *, source: str | None = None, **fields: Any) -> None: ...
+    def defer(
+        self,
+        name: str | Topic[Any],
+        data: object = None,
+        /,
+        *,
+        source: str | None = None,
+        **payload: Any,
+    ) -> None:
+        """Check an emission now (name, strict mode, payload: errors raise here)
+        and hold it until the innermost open ``deferred()`` scope of this bus in
+        the current context succeeds. ``RuntimeError`` when no scope is open."""
+        try:
+            defer(self, self._router, self._admission, name, data, source, payload)
+        except Exception as error:
+            del payload  # tracebacks rendered with locals must not show it
             raise scrubbed(error) from None
 
     async def emit_received(

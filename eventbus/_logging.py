@@ -116,6 +116,12 @@ class LogGate:
         except Exception as error:
             logging_failed(message, error)
 
+    def info(self, message: str, **fields: Any) -> None:
+        try:
+            self.bound.info(message, **fields)
+        except Exception as error:
+            logging_failed(message, error)
+
     def error(self, message: str, **fields: Any) -> None:
         try:
             self.bound.error(message, **fields)
@@ -230,3 +236,8 @@ class BusLog:
         self.gate.warning(
             "eventbus.publish_cancelled", bus=self.bus, event_name=event.name, event_id=event.id
         )
+
+    def deferred_discarded(self, names: list[str]) -> None:
+        """Held emissions (of a ``deferred()`` scope, a session) were dropped
+        because what they waited for failed: their names, never their payloads."""
+        self.gate.info("eventbus.deferred_discarded", bus=self.bus, count=len(names), names=names)

@@ -12,6 +12,11 @@ attach(app, EventBus("shop"))          # app.state.events; closed at shutdown, r
 async def close_session(session_id: int, events: Events) -> dict[str, bool]:
     report = await events.emit("sale.closed", session_id=session_id)
     return {"ok": report.ok}
+
+@app.post("/tills/{till_id}/close")
+async def close_till(till_id: int, events: Events) -> dict[str, bool]:
+    events.defer("till.closed", till_id=till_id)   # runs once this returned without raising
+    return {"ok": True}
 ```
 
 Needs the ``fastapi`` extra: ``pip install 'eventbus[fastapi]'``.
@@ -111,5 +116,16 @@ async def get_events(connection: HTTPConnection) -> EventBus:
     return bus
 
 
-Events: TypeAlias = Annotated[EventBus, Depends(get_events)]
-"""A route parameter annotated ``events: Events`` receives the application's bus."""
+async def _deferring(bus: Annotated[EventBus, Depends(get_events)]) -> AsyncIterator[EventBus]:
+    """The application's bus, with a ``deferred()`` scope around the route:
+    what the route defers runs once it returned, and is discarded if it raised."""
+    async with bus.deferred():
+        yield bus
+
+
+Events: TypeAlias = Annotated[EventBus, Depends(_deferring)]
+"""A route parameter annotated ``events: Events`` receives the application's bus.
+
+``events.defer(...)`` holds an emission until the route has returned without
+raising; it then runs where the exit code of a dependency with ``yield`` runs.
+It is discarded if the route raised, an ``HTTPException`` included."""

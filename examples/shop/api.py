@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from eventbus.fastapi import Events
 
 from .events import SALE_CLOSED, SaleClosed
-from .store import Member, Shop
+from .store import Member, Shop, TillAlreadyClosed
 
 router = APIRouter()
 
@@ -52,6 +52,30 @@ async def close_session(session_id: int, body: SessionClose, events: Events) -> 
         "handlers": [result.handler.name for result in report.results],
         "failed": [result.handler.name for result in report.errors],
     }
+
+
+@router.post("/tills/{till_id}/close")
+async def close_till(
+    till_id: int, body: SessionClose, events: Events, shop: ShopDep
+) -> dict[str, Any]:
+    """Close a till session; ``sale.closed`` runs only once the close committed.
+
+    Deferred, the emission is checked now but held until this function has
+    returned: a close that fails (the till was already closed: 409) books
+    nothing in the ledger.
+    """
+    events.defer(
+        "sale.closed",
+        source="api",
+        session_id=till_id,
+        total_cents=body.total_cents,
+        member_id=body.member_id,
+    )
+    try:
+        shop.close_till(till_id)
+    except TillAlreadyClosed:
+        raise HTTPException(409, f"till session {till_id} is already closed") from None
+    return {"till_id": till_id, "closed": True}
 
 
 @router.post("/articles", status_code=201)

@@ -26,6 +26,10 @@ class Outbox:
         self.sent.append((to, subject))
 
 
+class TillAlreadyClosed(Exception):
+    """A till session cannot be closed twice."""
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     reference: str
@@ -53,7 +57,15 @@ class Shop:
     barcodes: dict[str, str] = field(default_factory=dict)
     barcode_images: dict[str, str] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
+    closed_tills: set[int] = field(default_factory=set)
     _next_member_id: int = 1
+
+    def close_till(self, till_id: int) -> None:
+        """Record that a till session was closed (the commit of a real database);
+        ``TillAlreadyClosed`` if it was."""
+        if till_id in self.closed_tills:
+            raise TillAlreadyClosed(till_id)
+        self.closed_tills.add(till_id)
 
     def new_member_id(self) -> int:
         member_id, self._next_member_id = self._next_member_id, self._next_member_id + 1

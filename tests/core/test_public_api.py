@@ -12,6 +12,7 @@ import eventbus
 
 API_NAMES = [
     "BusClosedError",
+    "DeferredScope",
     "EmitReport",
     "Event",
     "EventBus",
