@@ -19,6 +19,7 @@ API_NAMES = [
     "EventSpec",
     "HandlerInfo",
     "HandlerResult",
+    "Interceptor",
     "PayloadError",
     "Recorder",
     "ReentrancyError",
