@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Generator, Mapping
+from contextvars import Token
 from time import perf_counter
 from typing import Final, final
 
@@ -92,6 +93,14 @@ def _event_attributes(event: Event) -> dict[str, str | int]:
     return attributes
 
 
+def _attach(span: trace.Span) -> Token[otel_context.Context] | None:
+    """Make ``span`` the current one (for the handlers and the emissions they
+    make); not a no-op tracer's invalid span, which would hide a valid parent."""
+    if not span.get_span_context().is_valid:
+        return None
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
 def _failed(span: trace.Span, error: BaseException) -> None:
     span.record_exception(error)
     span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__qualname__))
@@ -141,22 +150,25 @@ class _Telemetry(Interceptor):
             span = self._tracer.start_span(
                 f"emit {event.name}", parent, attributes=_event_attributes(event)
             )
-        span.set_attribute("eventbus.bus", bus.name)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        recording = span.is_recording()
+        if recording:
+            span.set_attribute("eventbus.bus", bus.name)
+        token = _attach(span)
         outcome = "failed"
         try:
             report = yield
-            handlers = len(report.results)
             failed = report.failed
-            span.set_attribute("eventbus.handlers", handlers)
-            span.set_attribute("eventbus.failed", failed)
+            if recording:
+                span.set_attribute("eventbus.handlers", len(report.results))
+                span.set_attribute("eventbus.failed", failed)
             if not failed:
                 outcome = "ok"
         except BaseException as error:
             _failed(span, error)
             raise
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
             span.end()
             self._emissions.add(1, {"eventbus.event.name": event.name, "eventbus.outcome": outcome})
 
@@ -164,7 +176,7 @@ class _Telemetry(Interceptor):
         span = self._tracer.start_span(
             f"handle {event.name}", attributes={"eventbus.handler.name": info.name}
         )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        token = _attach(span)
         outcome = "failed"
         start = perf_counter()
         try:
@@ -178,7 +190,8 @@ class _Telemetry(Interceptor):
             raise
         finally:
             elapsed = perf_counter() - start
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
             span.end()
             self._duration.record(
                 elapsed, {"eventbus.handler.name": info.name, "eventbus.outcome": outcome}
