@@ -32,10 +32,11 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import metrics, trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-except ImportError as missing:  # pragma: no cover - depends on the environment
+except ImportError as _missing:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "eventbus.otel needs opentelemetry-api; install the extra: pip install 'eventbus[otel]'"
-    ) from missing
+        "eventbus.otel needs opentelemetry-api; install the extra: pip install 'eventbus[otel]'",
+        name=_missing.name,
+    ) from _missing
 
 import eventbus
 from eventbus import EmitReport, Event, EventBus, HandlerInfo, Interceptor
