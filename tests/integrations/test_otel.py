@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -325,6 +327,15 @@ class TestInstrumenting:
         telemetry.instrument(traced)
         await traced.emit("order.placed")
         assert [span.name for span in telemetry.spans()] == ["emit order.placed"]
+
+    def test_instrumented_bus_can_be_garbage_collected(self, telemetry: Telemetry) -> None:
+        bus = EventBus("short-lived")
+        telemetry.instrument(bus)
+        bus.emit_sync("order.placed")
+        collected = weakref.ref(bus)
+        del bus
+        gc.collect()
+        assert collected() is None
 
     @pytest.mark.parametrize("function", [instrument, uninstrument])
     def test_something_else_than_a_bus_is_a_type_error(self, function: Any) -> None:
