@@ -8,7 +8,7 @@ that ``_routes`` can import it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, final
 
@@ -140,7 +140,7 @@ class Interception:
 
     __slots__ = ("emission", "handler", "outgoing")
 
-    def __init__(self, interceptors: Iterable[Interceptor]) -> None:
+    def __init__(self, interceptors: tuple[Interceptor, ...]) -> None:
         self.emission: Final[tuple[EmissionHook, ...]] = tuple(
             each.emission for each in interceptors if _overrides(each, "emission")
         )
@@ -153,9 +153,12 @@ class Interception:
 
     @classmethod
     def of(cls, name: str, interceptors: tuple[Interceptor, ...]) -> Interception | None:
-        """The interception of a route of ``name``; None when no interceptor matches."""
-        matching = [each for each in interceptors if each.matches(name)]
-        return cls(matching) if matching else None
+        """The interception of a route of ``name``; None when no interceptor
+        that matches it has a hook."""
+        interception = cls(tuple(each for each in interceptors if each.matches(name)))
+        if interception.emission or interception.handler or interception.outgoing:
+            return interception
+        return None
 
     def headers(self, event: Event) -> dict[str, str]:
         """Every matching interceptor's outgoing headers, merged in order."""

@@ -192,6 +192,7 @@ class TestMatching:
         bus.add_interceptor(Interceptor())
         bus.on("a", broken)
         assert bus.emit_sync("a").failed == 1
+        assert bus._router.routes["a"].intercept is None
         assert bus.outgoing_headers(Event("a", {})) == {}
 
 
