@@ -244,7 +244,10 @@ class EventBusSubject(Subject):
             bus.on(key, h)
         keep: tuple[Any, ...] = (bus, handlers)
         if case.otel:
-            keep = (*keep, _otel_instrument(bus, case.otel))
+            try:
+                keep = (*keep, _otel_instrument(bus, case.otel))
+            except ImportError as exc:
+                return NA(f"eventbus.otel needs the otel and test extras ({exc})")
         if case.mode == "sync":
             emit_sync = bus.emit_sync
 
