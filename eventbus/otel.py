@@ -32,7 +32,7 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import metrics, trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-except ImportError as _missing:  # pragma: no cover - depends on the environment
+except ImportError as _missing:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
         "eventbus.otel needs opentelemetry-api; install the extra: pip install 'eventbus[otel]'",
         name=_missing.name,

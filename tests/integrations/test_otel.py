@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -359,3 +361,17 @@ class TestInstrumenting:
             await task
         assert telemetry.span("emit order.placed").status.status_code is StatusCode.ERROR
         assert telemetry.span("handle order.placed").status.status_code is StatusCode.ERROR
+
+
+def test_importing_without_opentelemetry_says_which_extra_to_install() -> None:
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "try:\n"
+        "    import eventbus.otel\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'eventbus[otel]'" in done.stdout
