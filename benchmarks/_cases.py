@@ -87,6 +87,9 @@ Op = Literal[
     "typed-pydantic",
 ]
 LogMode = Literal["info", "debug-drop"]
+#: eventbus.otel instrumentation of a case: none, a no-op tracer and meter, or the
+#: SDK recording every span to an in-memory exporter (and metrics to an in-memory reader).
+OtelMode = Literal["", "noop", "memory"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Case:
     #: eventbus-only variant rows (logging), shown in their own section
     eventbus_only: bool = False
     tags: tuple[str, ...] = field(default=())
+    otel: OtelMode = ""
 
     @property
     def name(self) -> str:
@@ -162,6 +166,23 @@ CASES: tuple[Case, ...] = (
         kinds="a",
         log="debug-drop",
         eventbus_only=True,
+    ),
+    # eventbus.otel instrumentation variants (same setup as S1 / A1)
+    *(
+        Case(
+            f"{base}/otel-{otel}",
+            base,
+            f"{base} instrumented by eventbus.otel: {title}",
+            mode,
+            kinds=kinds,
+            eventbus_only=True,
+            otel=otel,
+        )
+        for base, mode, kinds in (("S1", "sync", "s"), ("A1", "async", "a"))
+        for otel, title in (
+            ("noop", "no-op tracer and meter providers"),
+            ("memory", "SDK, spans to an in-memory exporter, metrics to an in-memory reader"),
+        )
     ),
     Case(
         "LOG/gate",

@@ -177,6 +177,37 @@ class BenchSale:
     sale_id: int
 
 
+def _otel_instrument(bus: Any, mode: str) -> Any:
+    """Instrument ``bus`` with eventbus.otel (the ``otel`` variants of S1/A1):
+    no-op providers, or the SDK with in-memory exporter and reader, whose
+    memory is cleared as it grows. Returns what must stay alive."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    from eventbus.otel import instrument
+
+    if mode == "noop":
+        instrument(bus, tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
+        return None
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    class Clearing(InMemorySpanExporter):  # keeps memory flat over millions of spans
+        def export(self, spans: Any) -> Any:
+            if len(self._finished_spans) > 10_000:
+                self.clear()
+            return super().export(spans)
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(Clearing()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    instrument(bus, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return tracer_provider, meter_provider
+
+
 class EventBusSubject(Subject):
     key = "eventbus"
     label = "eventbus"
@@ -221,7 +252,12 @@ class EventBusSubject(Subject):
         handlers = case.make_handlers()
         for key, h in zip(case.subscription_keys(), handlers, strict=True):
             bus.on(key, h)
-        keep = (bus, handlers)
+        keep: tuple[Any, ...] = (bus, handlers)
+        if case.otel:
+            try:
+                keep = (*keep, _otel_instrument(bus, case.otel))
+            except ImportError as exc:
+                return NA(f"eventbus.otel needs the otel and test extras ({exc})")
         if case.mode == "sync":
             emit_sync = bus.emit_sync
 

@@ -383,6 +383,22 @@ def _typed_rows(r: Results) -> list[list[str]]:
     return rows
 
 
+def _otel_rows(r: Results) -> list[list[str]]:
+    """eventbus.otel's cost: S1/A1 instrumented, vs the same case not instrumented."""
+    rows = []
+    for base in ("S1", "A1"):
+        ref = r.median(base, "eventbus")
+        for variant in ("noop", "memory"):
+            key = f"{base}/otel-{variant}"
+            m = r.median(key, "eventbus")
+            if m is None:
+                continue
+            ratio = f"x{m / ref:.1f}" if ref else ""
+            delta = f"{m - ref:+.1f}" if ref is not None else ""
+            rows.append([key, fmt_ns(m), delta, ratio])
+    return rows
+
+
 def _memory_rows(r: Results) -> list[list[str]]:
     labels = {s.key: s.label for s in r.subjects}
     return [
@@ -431,6 +447,11 @@ def render_text(r: Results) -> str:
     if typed_rows:
         parts.append("eventbus typed events (ns per emission; delta vs S1):")
         parts.append(_table(typed_rows, ["case", "what", "eventbus", "delta"], right=(2, 3)))
+        parts.append("")
+    otel_rows = _otel_rows(r)
+    if otel_rows:
+        parts.append("eventbus.otel cost (ns per emission; delta and ratio vs S1/A1):")
+        parts.append(_table(otel_rows, ["case", "eventbus", "delta", "ratio"], right=(1, 2, 3)))
         parts.append("")
     if r.memory:
         n = r.meta["settings"]["memory_n"]
@@ -495,6 +516,11 @@ def render_markdown(r: Results) -> str:
             _md_table(["case", "what", "eventbus ns", "delta ns"], typed_rows, right=(2, 3)),
             "",
         ]
+    otel_rows = _otel_rows(r)
+    if otel_rows:
+        parts += ["eventbus.otel cost:", ""]
+        header = ["case", "eventbus ns", "delta ns", "ratio"]
+        parts += [_md_table(header, otel_rows, right=(1, 2, 3)), ""]
     if r.memory:
         parts += [
             f"Memory per subscription ({s['memory_n']:,} distinct handlers, tracemalloc):",

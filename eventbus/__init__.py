@@ -14,6 +14,7 @@ from ._errors import (
 )
 from ._event import Event
 from ._handlers import HandlerInfo
+from ._interceptors import Interceptor
 from ._report import EmitReport, HandlerResult
 from ._taps import Tap
 from ._testing import Recorder
@@ -34,6 +35,7 @@ __all__ = [
     "EventSpec",
     "HandlerInfo",
     "HandlerResult",
+    "Interceptor",
     "PayloadError",
     "Recorder",
     "ReentrancyError",

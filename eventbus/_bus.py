@@ -28,6 +28,8 @@ from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial, with_payload
 from ._failures import ErrorHook, Failures
 from ._handlers import HandlerInfo, check_handler
+from ._intercept import intercepted, intercepted_sync
+from ._interceptors import NO_HEADERS, Interceptor, check_headers, check_interceptor
 from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
 from ._names import check_name, check_pattern
@@ -353,7 +355,9 @@ class EventBus:
                     del payload  # tracebacks rendered with locals must not show it
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
-            if route.calls:
+            if route.intercept is not None:
+                report = await intercepted(route.intercept, self, route, event, parent, self._hooks)
+            elif route.calls:
                 live = [True]  # cleared when the dispatch ends: see _chain.Frame
                 token = current_frame.set((self, event, parent, live))
                 try:
@@ -431,7 +435,11 @@ class EventBus:
                     del payload  # tracebacks rendered with locals must not show it
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
-            if route.calls:
+            if route.intercept is not None:
+                report = intercepted_sync(
+                    route.intercept, self, route, event, parent, self._hooks, running is not None
+                )
+            elif route.calls:
                 live = [True]  # cleared when the dispatch ends: see _chain.Frame
                 token = current_frame.set((self, event, parent, live))
                 try:
@@ -561,7 +569,13 @@ class EventBus:
             raise scrubbed(error) from None
 
     async def emit_received(
-        self, event: Event, /, *, chain: tuple[str, ...] = (), skip: Tap | None = None
+        self,
+        event: Event,
+        /,
+        *,
+        chain: tuple[str, ...] = (),
+        skip: Tap | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> EmitReport:
         """Dispatch an event made elsewhere (another process), keeping its id,
         parent id, source, depth and timestamp.
@@ -572,9 +586,12 @@ class EventBus:
         payload, depth), and every tap but ``skip`` (the one it came through)
         sees it. A name declared here with a data type gets its ``event.data``
         rebuilt from that declaration (``PayloadError`` when the payload does not fit).
+        ``headers`` are what ``outgoing_headers`` gave over there (a trace
+        context): the bus's interceptors receive them.
         """
         if not isinstance(event, Event):
             raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
+        carried = NO_HEADERS if headers is None else check_headers(headers)
         try:
             route = self._router.route(event.name)
             if route.shape is not None:  # rebuild the data from this bus's declaration
@@ -589,13 +606,32 @@ class EventBus:
                 ancestors = self._admission.receive(route, event, chain, skip)
             except Exception as error:
                 raise scrubbed(error)  # noqa: B904 - the same error, raised again
-            return await self._deliver(route, event, ancestors)
+            return await self._deliver(route, event, ancestors, carried)
         finally:
             life.finish_one()
 
-    async def _deliver(self, route: Route, event: Event, parent: Frame | None) -> EmitReport:
+    def outgoing_headers(self, event: Event) -> dict[str, str]:
+        """Headers a bridge sends along with ``event`` to another process, where
+        ``emit_received(..., headers=...)`` hands them to that bus's
+        interceptors: what this bus's interceptors' ``outgoing`` return (a
+        trace context), empty when none applies."""
+        if not isinstance(event, Event):
+            raise TypeError(f"outgoing_headers() needs an Event, not {type(event).__name__}")
+        intercept = self._router.route(event.name).intercept
+        return {} if intercept is None else intercept.headers(event)
+
+    async def _deliver(
+        self,
+        route: Route,
+        event: Event,
+        parent: Frame | None,
+        headers: Mapping[str, str] = NO_HEADERS,
+    ) -> EmitReport:
         """Dispatch an admitted event and log it (``publish``, ``emit_received``)."""
-        if route.calls:
+        if route.intercept is not None:
+            intercept = route.intercept
+            report = await intercepted(intercept, self, route, event, parent, self._hooks, headers)
+        elif route.calls:
             live = [True]  # cleared when the dispatch ends: see _chain.Frame
             token = current_frame.set((self, event, parent, live))
             try:
@@ -728,3 +764,12 @@ class EventBus:
     def remove_tap(self, tap: Tap) -> None:
         """Stop showing emissions to ``tap`` (harmless if it was not added)."""
         self._router.remove_tap(tap)
+
+    def add_interceptor(self, interceptor: Interceptor) -> None:
+        """Run ``interceptor``'s hooks around every emission it matches from now
+        on (see ``Interceptor``); adding it again is harmless."""
+        self._router.add_interceptor(check_interceptor(interceptor))
+
+    def remove_interceptor(self, interceptor: Interceptor) -> None:
+        """Stop running ``interceptor``'s hooks (harmless if it was not added)."""
+        self._router.remove_interceptor(interceptor)

@@ -14,6 +14,7 @@ from typing import Any, Final, final
 
 from ._catalog import Catalog, EventSpec, PayloadCheck
 from ._handlers import HandlerInfo
+from ._interceptors import Interception, Interceptor
 from ._names import check_name, is_pattern, key_matches
 from ._table import SubscriptionTable, dispatch_order
 from ._taps import Tap
@@ -36,6 +37,7 @@ class Route:
         "calls",
         "handlers",
         "has_async",
+        "intercept",
         "listening",
         "muted",
         "name",
@@ -53,6 +55,7 @@ class Route:
         spec: EventSpec | None,
         mutes: Iterable[str],
         taps: Iterable[Tap],
+        interceptors: tuple[Interceptor, ...] = (),
     ) -> None:
         self.name: Final = name
         self.muted: Final = any(key_matches(pattern, name) for pattern in mutes)
@@ -75,6 +78,8 @@ class Route:
         """The declared data type's shape: every emission's data is built or checked."""
         self.plain: Final = not self.payload_check and not self.taps and self.shape is None
         """Nothing to check or record before dispatch: the emit fast path applies."""
+        self.intercept: Final = Interception.of(name, interceptors) if interceptors else None
+        """The interceptors' hooks, or None: dispatch through ``_intercept`` when set."""
 
 
 @final
@@ -86,7 +91,7 @@ class Router:
     reading the old one finish with the routes they already had.
     """
 
-    __slots__ = ("_lock", "catalog", "mutes", "routes", "table", "taps")
+    __slots__ = ("_lock", "catalog", "interceptors", "mutes", "routes", "table", "taps")
 
     def __init__(
         self,
@@ -101,6 +106,7 @@ class Router:
         self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.mutes: tuple[str, ...] = ()
         self.taps: tuple[Tap, ...] = ()
+        self.interceptors: tuple[Interceptor, ...] = ()
 
     def invalidate(self) -> None:
         """Forget every route (called after any change that could alter one)."""
@@ -115,7 +121,14 @@ class Router:
             return known
         catalog = self.catalog
         catalog.require_name(name)
-        route = Route(name, self.table.items(), catalog.specs.get(name), self.mutes, self.taps)
+        route = Route(
+            name,
+            self.table.items(),
+            catalog.specs.get(name),
+            self.mutes,
+            self.taps,
+            self.interceptors,
+        )
         if len(routes) >= MAX_CACHED_ROUTES:
             routes.clear()  # in place: a newer table may have replaced this one meanwhile
         routes[name] = route
@@ -137,6 +150,17 @@ class Router:
     def remove_tap(self, tap: Tap) -> None:
         with self._lock:
             self.taps = tuple(known for known in self.taps if known is not tap)
+            self.routes = {}
+
+    def add_interceptor(self, interceptor: Interceptor) -> None:
+        with self._lock:
+            if all(known is not interceptor for known in self.interceptors):
+                self.interceptors = (*self.interceptors, interceptor)
+                self.routes = {}
+
+    def remove_interceptor(self, interceptor: Interceptor) -> None:
+        with self._lock:
+            self.interceptors = tuple(k for k in self.interceptors if k is not interceptor)
             self.routes = {}
 
     def mute(self, patterns: tuple[str, ...]) -> None:

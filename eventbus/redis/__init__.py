@@ -123,7 +123,7 @@ class RedisBridge:
         log = logger if logger is not None else structlog.get_logger("eventbus.redis")
         self._bus: Final = bus
         self._link: Final = Link(client, self.stream, self.group, self.consumer, log)
-        self._outbox: Final = Outbox(self._link, options)
+        self._outbox: Final = Outbox(self._link, options, bus.outgoing_headers)
         self._consumer: Final = (
             None
             if self.group is None

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from eventbus import Event, PayloadError
 from eventbus._event import new_event
+from eventbus._interceptors import NO_HEADERS, check_headers
 from eventbus._names import check_name
 
 __all__ = ["FORMAT", "BadEntry", "Entry", "Received", "decode", "encode", "field", "text"]
@@ -29,6 +30,8 @@ FORMAT: Final = "1"
 """Version of the entry layout, sent as the ``v`` field."""
 
 _MAX_NESTING: Final = 64
+_MAX_HEADERS_FIELD: Final = 20_000
+"""Characters of the ``headers`` field read at most (16 headers of 1 KiB, quoted)."""
 _ACCEPTED: Final = "str, int, float, bool, None, list, or dict with str keys"
 _encode_json: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -67,11 +70,18 @@ def _check_json(name: str, stream: str, path: str, value: object, nesting: int) 
     raise _refuse(name, stream, path, why)
 
 
-def encode(event: Event, ancestors: tuple[str, ...], origin: str, stream: str) -> dict[str, str]:
+def encode(
+    event: Event,
+    ancestors: tuple[str, ...],
+    origin: str,
+    stream: str,
+    headers: Mapping[str, str] = NO_HEADERS,
+) -> dict[str, str]:
     """The entry fields of ``event``; ``PayloadError`` if its payload cannot travel.
 
     ``ancestors`` are the names of the emissions that led to it (outermost
-    first) and ``origin`` the consumer group of the process that emitted it.
+    first), ``origin`` the consumer group of the process that emitted it and
+    ``headers`` what the bus's interceptors carry with it (a trace context).
     """
     name = event.name
     payload = event.payload
@@ -94,6 +104,8 @@ def encode(event: Event, ancestors: tuple[str, ...], origin: str, stream: str) -
         fields["chain"] = " ".join(ancestors)  # names never contain spaces
     if origin:
         fields["origin"] = origin
+    if headers:
+        fields["headers"] = _encode_json(dict(check_headers(headers)))
     return fields
 
 
@@ -117,12 +129,19 @@ def field(fields: dict[Any, Any] | None, key: str) -> str | None:
 class Received:
     """What a stream entry carries: the event and where it came from."""
 
-    __slots__ = ("ancestors", "event", "origin")
+    __slots__ = ("ancestors", "event", "headers", "origin")
 
-    def __init__(self, event: Event, ancestors: tuple[str, ...], origin: str) -> None:
+    def __init__(
+        self,
+        event: Event,
+        ancestors: tuple[str, ...],
+        origin: str,
+        headers: Mapping[str, str] = NO_HEADERS,
+    ) -> None:
         self.event: Final = event
         self.ancestors: Final = ancestors
         self.origin: Final = origin
+        self.headers: Final = headers
 
 
 def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
@@ -146,6 +165,7 @@ def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
         timestamp = float(fields["ts"])
         payload = json.loads(fields["payload"])
         ancestors = tuple(check_name(n) for n in fields.get("chain", "").split())
+        headers = _decode_headers(fields.get("headers"))
     except KeyError as missing:
         raise BadEntry(f"entry has no {missing.args[0]!r} field") from None
     except (TypeError, ValueError, RecursionError) as error:  # deep JSON: RecursionError
@@ -161,4 +181,18 @@ def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
         depth,
         timestamp,
     )
-    return Received(new_event(Event, fields_of_event), ancestors, fields.get("origin", ""))
+    event = new_event(Event, fields_of_event)
+    return Received(event, ancestors, fields.get("origin", ""), headers)
+
+
+def _decode_headers(value: str | None) -> Mapping[str, str]:
+    """The ``headers`` field (a JSON object of str to str, bounded: see
+    ``check_headers``); ``ValueError`` or ``TypeError`` for anything else."""
+    if value is None:
+        return NO_HEADERS
+    if len(value) > _MAX_HEADERS_FIELD:
+        raise ValueError(f"headers field of {len(value)} characters")
+    headers = json.loads(value)
+    if type(headers) is not dict:
+        raise ValueError("headers field is no JSON object")
+    return check_headers(headers)

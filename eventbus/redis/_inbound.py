@@ -402,7 +402,10 @@ class Consumer:
         self._link.counts["consumed"] += 1
         try:
             return await bus.emit_received(
-                received.event, chain=received.ancestors, skip=self._outbox
+                received.event,
+                chain=received.ancestors,
+                skip=self._outbox,
+                headers=received.headers or None,
             )
         except BusClosedError:
             raise

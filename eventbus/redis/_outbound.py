@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from eventbus import Event
+from eventbus._interceptors import NO_HEADERS
 from eventbus._names import key_matches
 
 from ._entries import encode
@@ -32,6 +34,7 @@ class Outbox:
         "_batch",
         "_flushes",
         "_group",
+        "_headers",
         "_idle",
         "_link",
         "_loop",
@@ -41,8 +44,14 @@ class Outbox:
         "patterns",
     )
 
-    def __init__(self, link: Link, options: Options) -> None:
+    def __init__(
+        self,
+        link: Link,
+        options: Options,
+        headers: Callable[[Event], Mapping[str, str]] | None = None,
+    ) -> None:
         self._link: Final = link
+        self._headers: Final = headers  # the bus's outgoing_headers: a trace context
         self.patterns: Final = options.forward
         self._group: Final = options.group or ""  # the origin of its entries: that group skips them
         self._batch: Final = options.batch
@@ -62,7 +71,8 @@ class Outbox:
         return any(key_matches(pattern, name) for pattern in self.patterns)
 
     def prepare(self, event: Event, chain: tuple[str, ...]) -> dict[str, str]:
-        return encode(event, chain, self._group, self._link.stream)
+        headers = NO_HEADERS if self._headers is None else self._headers(event)
+        return encode(event, chain, self._group, self._link.stream, headers)
 
     def take(self, fields: dict[str, str]) -> None:
         self._queue.append(fields)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from fastapi import FastAPI
 
@@ -19,6 +19,10 @@ from . import accounting, api, barcodes, membership
 from .events import declare_events
 from .store import Shop
 
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
 MODULES: Final[dict[str, Callable[[EventBus, Shop], None]]] = {
     "accounting": accounting.setup,
     "barcodes": barcodes.setup,
@@ -26,9 +30,16 @@ MODULES: Final[dict[str, Callable[[EventBus, Shop], None]]] = {
 }
 
 
-def create_app(modules: Iterable[str] | None = None, *, shop: Shop | None = None) -> FastAPI:
+def create_app(
+    modules: Iterable[str] | None = None,
+    *,
+    shop: Shop | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> FastAPI:
     """Build the application with these modules (default: ``$SHOP_MODULES``, a
-    comma-separated list, else all of them)."""
+    comma-separated list, else all of them); traced (see ``tracing``) when a
+    provider is given or ``$SHOP_TRACING`` is ``1``."""
     if modules is None:
         modules = _modules_from_environment()
     setups = []
@@ -45,6 +56,10 @@ def create_app(modules: Iterable[str] | None = None, *, shop: Shop | None = None
     app.state.shop = shop
     attach(app, bus)
     app.include_router(api.router)
+    if tracer_provider or meter_provider or os.environ.get("SHOP_TRACING") == "1":
+        from .tracing import instrument  # needs the otel extra and its FastAPI instrumentation
+
+        instrument(app, bus, tracer_provider=tracer_provider, meter_provider=meter_provider)
     return app
 
 

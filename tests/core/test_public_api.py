@@ -20,6 +20,7 @@ API_NAMES = [
     "EventSpec",
     "HandlerInfo",
     "HandlerResult",
+    "Interceptor",
     "PayloadError",
     "Recorder",
     "ReentrancyError",
