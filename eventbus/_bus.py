@@ -255,6 +255,22 @@ class EventBus:
                 route = router.route(name)
             except Exception as error:
                 raise scrubbed(error) from None
+        if (
+            route.quiet
+            and source is None
+            and current_frame.get() is None
+            and not (life := self._lifecycle).closing
+        ):  # nobody listens: the event is made only if the report's is read
+            loop = _get_running_loop()
+            if loop is not life.loop:
+                life.adopt(loop)
+            report = new_report(
+                EmitReport, ((route.name, payload, None, next_serial(), None, 0, time()), (), (), 0)
+            )
+            gate = self._gate
+            if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+                self._log.emitted(report, route.muted)
+            return report
         life = self._lifecycle
         loop = _get_running_loop()
         if loop is not life.loop:
@@ -308,6 +324,19 @@ class EventBus:
                 route = router.route(name)
             except Exception as error:
                 raise scrubbed(error) from None
+        if (
+            route.quiet
+            and source is None
+            and current_frame.get() is None
+            and not self._lifecycle.closing
+        ):  # nobody listens: the event is made only if the report's is read
+            report = new_report(
+                EmitReport, ((route.name, payload, None, next_serial(), None, 0, time()), (), (), 0)
+            )
+            gate = self._gate
+            if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+                self._log.emitted(report, route.muted)
+            return report
         life = self._lifecycle
         running = _get_running_loop()
         if running is not None and route.has_async:

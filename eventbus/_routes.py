@@ -3,12 +3,20 @@
 A route is built the first time a name is emitted after any change (a
 subscription, a declaration, a mute, a recorder) and then reused as is, so
 that emitting does one dictionary lookup instead of matching patterns,
-sorting by priority and looking up the catalog.
+sorting by priority and looking up the catalog. Building one costs in
+proportion to the subscriptions that match: the name and the patterns of its
+prefixes are looked up, never the whole table scanned.
+
+The routes of names subscribed to exactly stay cached (there are as many as
+subscribed keys); the others (names reached only through patterns, or by
+nothing) are capped at ``MAX_CACHED_ROUTES``: past that, each new one evicts
+the one built longest ago, so a cache hit stays a plain dictionary lookup.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
@@ -21,7 +29,8 @@ from ._taps import Tap
 __all__ = ["MAX_CACHED_ROUTES", "Route", "Router"]
 
 MAX_CACHED_ROUTES: Final = 4096
-"""Routes kept at most; past that the cache starts over."""
+"""Routes of names not subscribed to exactly kept at most; past that the
+oldest is evicted."""
 
 Call = tuple[Callable[..., Any] | None, HandlerInfo]
 """(the callable to call directly, or None when dispatch must check first; the subscription)."""
@@ -40,6 +49,7 @@ class Route:
         "name",
         "payload_check",
         "plain",
+        "quiet",
         "reentrant",
         "taps",
     )
@@ -71,6 +81,8 @@ class Route:
         self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
         self.plain: Final = not self.payload_check and not self.taps
         """Nothing to check or record before dispatch: the emit fast path applies."""
+        self.quiet: Final = self.plain and not handlers
+        """Plain and no handler to run: a top-level emission only makes its report."""
 
 
 @final
@@ -82,7 +94,16 @@ class Router:
     reading the old one finish with the routes they already had.
     """
 
-    __slots__ = ("_lock", "catalog", "mutes", "routes", "table", "taps")
+    __slots__ = (
+        "_evictable",
+        "_evictable_of",
+        "_lock",
+        "catalog",
+        "mutes",
+        "routes",
+        "table",
+        "taps",
+    )
 
     def __init__(
         self,
@@ -93,6 +114,10 @@ class Router:
     ) -> None:
         self._lock: Final = lock
         self.routes: dict[str, Route] = {}
+        self._evictable: OrderedDict[str, None] = OrderedDict()
+        """The cached names not subscribed to exactly, oldest first."""
+        self._evictable_of = id(self.routes)
+        """Which ``routes`` dict ``_evictable`` tracks (any change replaces it)."""
         self.table: Final = SubscriptionTable(lock, self, on_unused)
         self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.mutes: tuple[str, ...] = ()
@@ -111,10 +136,21 @@ class Router:
             return known
         catalog = self.catalog
         catalog.require_name(name)
-        route = Route(name, self.table.items(), catalog.specs.get(name), self.mutes, self.taps)
-        if len(routes) >= MAX_CACHED_ROUTES:
-            routes.clear()  # in place: a newer table may have replaced this one meanwhile
-        routes[name] = route
+        table = self.table
+        route = Route(name, table.matching(name), catalog.specs.get(name), self.mutes, self.taps)
+        if table.has(name):
+            routes[name] = route
+            return route
+        with self._lock:
+            evictable = self._evictable
+            if self._evictable_of != id(routes):  # replaced since: start tracking the new one
+                evictable = self._evictable = OrderedDict()
+                self._evictable_of = id(routes)
+            if len(evictable) >= MAX_CACHED_ROUTES:
+                oldest, _ = evictable.popitem(last=False)
+                routes.pop(oldest, None)
+            evictable[name] = None
+            routes[name] = route
         return route
 
     def listening(self, key: str) -> bool:
