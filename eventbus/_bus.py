@@ -14,15 +14,18 @@ import asyncio
 import contextlib
 from asyncio.events import _get_running_loop
 from collections.abc import Callable, Iterator
+from inspect import isawaitable
 from threading import RLock
-from time import time
+from time import perf_counter, time
+from types import CoroutineType
 from typing import Any, Final, Self, TypeVar, Unpack, final, overload
 
 from ._admission import Admission
+from ._blocking import finish_awaitable
 from ._catalog import EventSpec, make_spec
 from ._chain import Frame, current_frame, runs_on
 from ._checks import check_bus_options, check_count, check_timeout
-from ._dispatch import Hooks, dispatch, dispatch_sync
+from ._dispatch import Hooks, admit, dispatch, dispatch_sync
 from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial
 from ._failures import ErrorHook, Failures
@@ -31,7 +34,7 @@ from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
 from ._names import check_name, check_pattern
 from ._options import DEFAULTS, OnceOptions, Options, SubscribeOptions, options_from
-from ._report import EmitReport, new_report
+from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route, Router
 from ._taps import Tap
 from ._testing import Recorder, RecordingTap
@@ -293,8 +296,37 @@ class EventBus:
             if route.calls:
                 live = [True]  # cleared when the dispatch ends: see _chain.Frame
                 token = current_frame.set((self, event, parent, live))
-                try:
-                    report = await dispatch(route, event, self._hooks)
+                try:  # _dispatch.dispatch, inlined: no second coroutine per emission
+                    hooks = self._hooks
+                    trace: list[object] = [perf_counter()]
+                    add = trace.append
+                    failed = 0
+                    for direct, info in route.calls:
+                        try:
+                            handler = direct if direct is not None else admit(info, event, hooks)
+                            if handler is None:
+                                add(SKIPPED)
+                                add(perf_counter())
+                                continue
+                            value = handler(event)
+                            if value is not None and (
+                                type(value) is CoroutineType or isawaitable(value)
+                            ):
+                                timeout = info.timeout
+                                if timeout is None:
+                                    value = await value
+                                else:
+                                    value = await finish_awaitable(value, timeout, info.name)
+                        except Exception as error:
+                            failed += 1
+                            add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
+                            pending = hooks.failures.handler_failed(event, info, error)
+                            if pending is not None:
+                                await hooks.failures.finish(pending, event)
+                        else:
+                            add(value)
+                        add(perf_counter())
+                    report = new_report(EmitReport, (event, route.handlers, trace, failed))
                 finally:
                     live[0] = False
                     current_frame.reset(token)

@@ -7,6 +7,9 @@ coroutine layer (or a callback) on every handler call. Per handler they
 record one outcome and one clock mark; everything else a report shows is
 derived from those when read (see ``_report``).
 
+``EventBus.emit`` runs a copy of ``dispatch`` inline (an awaited emission
+then makes one coroutine, not two): change both together.
+
 They get what they need as arguments, not the bus: the route (the handlers,
 resolved at subscribe time), the event, and the bus's ``Hooks``.
 """
@@ -28,7 +31,7 @@ from ._handlers import HandlerInfo
 from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route
 
-__all__ = ["Hooks", "dispatch", "dispatch_sync"]
+__all__ = ["Hooks", "admit", "dispatch", "dispatch_sync"]
 
 _isawaitable = inspect.isawaitable
 
@@ -48,7 +51,7 @@ class Hooks:
     """The bus's background loop (started on first need), when the home loop does not run."""
 
 
-def _admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] | None:
+def admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] | None:
     """The callable to run for a checked subscription, or None to skip it.
 
     Skips a collected weak handler, a false predicate and a once-subscription
@@ -80,7 +83,7 @@ async def dispatch(route: Route, event: Event, hooks: Hooks) -> EmitReport:
     failed = 0
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, hooks)
+            handler = direct if direct is not None else admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())
@@ -117,7 +120,7 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
     runner: BlockingRunner | None = None
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, hooks)
+            handler = direct if direct is not None else admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())

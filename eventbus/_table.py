@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, final
@@ -24,6 +25,7 @@ from ._options import Options
 __all__ = ["SubscriptionTable", "dispatch_order"]
 
 _NONE: Final[tuple[HandlerInfo, ...]] = ()
+_FUNCTION: Final = types.FunctionType
 
 
 def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
@@ -162,8 +164,10 @@ class SubscriptionTable:
         default_timeout: float | None,
     ) -> HandlerInfo | None:
         """Subscribe ``handler`` to a checked ``key``; None if it already was."""
-        identity = subscription_identity(handler)
-        with self._lock:
+        identity = id(handler) if type(handler) is _FUNCTION else subscription_identity(handler)
+        lock = self._lock
+        lock.acquire()  # not `with`: a third of the cost of a subscription with one handler
+        try:
             if self.has_dead:
                 self.purge()
             by_key = self._by_key
@@ -195,6 +199,8 @@ class SubscriptionTable:
             members[identity] = info  # type: ignore[assignment]
             self._snapshots.pop(key, None)
             self.cache.routes = {}
+        finally:
+            lock.release()
         return info  # type: ignore[return-value]
 
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
@@ -229,14 +235,18 @@ class SubscriptionTable:
 
     def off(self, key: str, handler: Callable[..., Any]) -> bool:
         """Drop ``handler``'s subscription to exactly ``key``; True if there was one."""
-        identity = subscription_identity(handler)
-        with self._lock:
+        identity = id(handler) if type(handler) is _FUNCTION else subscription_identity(handler)
+        lock = self._lock
+        lock.acquire()
+        try:
             members = self._by_key.get(key)
             if members is not None:
                 info = members.get(identity)
                 if info is not None and info.alive and self._drop(info):
                     self.cache.routes = {}
                     return True
+        finally:
+            lock.release()
         return False
 
     def clear(self, key: str | None, owner: str | None) -> int:
