@@ -370,14 +370,13 @@ class EventBus:
                 self._log.emitted(report, route.muted)
             return report
         life = self._lifecycle
-        running = _get_running_loop()
-        if running is not None and route.has_async:
+        parent = current_frame.get()
+        if route.has_async and _get_running_loop() is not None:
             try:
-                self._admission.refuse_async_in_loop(route, current_frame.get())
+                self._admission.refuse_async_in_loop(route, parent)
             except Exception as error:
                 del payload
                 raise scrubbed(error) from None
-        parent = current_frame.get()
         inflight = life.inflight
         inflight.append(None)
         try:
@@ -396,7 +395,7 @@ class EventBus:
                 live = [True]  # cleared when the dispatch ends: see _chain.Frame
                 token = current_frame.set((self, event, parent, live))
                 try:
-                    report = dispatch_sync(route, event, self._hooks, running is not None)
+                    report = dispatch_sync(route, event, self._hooks)
                 finally:
                     live[0] = False
                     current_frame.reset(token)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -107,12 +108,14 @@ async def dispatch(route: Route, event: Event, hooks: Hooks) -> EmitReport:
     return new_report(EmitReport, (event, route.handlers, trace, failed))
 
 
-def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> EmitReport:
+def dispatch_sync(
+    route: Route, event: Event, hooks: Hooks, in_loop: bool | None = None
+) -> EmitReport:
     """Run the route's handlers one at a time, blocking.
 
     An awaitable result is finished on an event loop (see ``BlockingRunner``),
-    except ``in_loop``: inside a running loop blocking on one is impossible, so
-    it is the handler's failure.
+    except ``in_loop`` (None: asked only then): inside a running loop blocking
+    on one is impossible, so it is the handler's failure.
     """
     trace: list[object] = [perf_counter()]
     add = trace.append
@@ -127,6 +130,8 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
                 continue
             value = handler(event)
             if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
+                if in_loop is None:
+                    in_loop = _get_running_loop() is not None
                 if in_loop:
                     _refuse_awaitable(value, info)
                 runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
@@ -136,6 +141,8 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
             add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
             pending = hooks.failures.handler_failed(event, info, error)
             if pending is not None:
+                if in_loop is None:
+                    in_loop = _get_running_loop() is not None
                 if in_loop:
                     hooks.failures.finish_later(pending, event)
                 else:
