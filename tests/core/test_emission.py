@@ -784,7 +784,9 @@ class TestUnheardEmission:
         assert (event.name, dict(event.payload), event.source) == ("nobody.listens", {"k": 1}, None)
         assert (event.parent_id, event.depth) == (None, 0)
         assert before <= event.timestamp <= after
-        assert report.ok and report.results == () and report.duration == 0
+        assert report.ok
+        assert report.results == ()
+        assert report.duration == 0
 
     async def test_event_read_twice(self, bus: EventBus, emit: Emitter) -> None:
         """Reading the event twice gives equal events (same id and timestamp)."""
