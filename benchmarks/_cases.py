@@ -85,6 +85,9 @@ Op = Literal[
     "typed-instance",
     "typed-fields",
     "typed-pydantic",
+    "names",
+    "patterns",
+    "subn",
 ]
 LogMode = Literal["info", "debug-drop"]
 #: eventbus.otel instrumentation of a case: none, a no-op tracer and meter, or the
@@ -106,6 +109,8 @@ class Case:
     eventbus_only: bool = False
     tags: tuple[str, ...] = field(default=())
     otel: OtelMode = ""
+    #: scale cases (op "names", "patterns", "subn"): how many names, patterns or handlers
+    size: int = 0
 
     @property
     def name(self) -> str:
@@ -233,6 +238,38 @@ TYPED_CASES: tuple[Case, ...] = (
     ),
 )
 CASES += TYPED_CASES
+
+
+def _size_label(size: int) -> str:
+    return f"{size // 1000}k" if size >= 1000 and size % 1000 == 0 else str(size)
+
+
+#: Scale cases: eventbus alone, cost against how much is subscribed (a chart of their own).
+SCALE_SIZES: dict[str, tuple[int, ...]] = {
+    "names": (1, 1_000, 10_000, 100_000),
+    "patterns": (1, 10, 100, 1_000),
+    "subn": (1, 100, 1_000, 10_000),
+}
+SCALE_TITLES = {
+    "names": "emit_sync, {n} distinct name(s) each with 1 handler, emitted round-robin",
+    "patterns": "emit_sync, {n} pattern(s) p<i>.* each with 1 handler, p<i>.x round-robin",
+    "subn": "subscribe + unsubscribe one handler with {n} already on the name",
+}
+SCALE_FAMILIES = {"names": "NAMES", "patterns": "PATTERNS", "subn": "SUBN"}
+SCALE_CASES: tuple[Case, ...] = tuple(
+    Case(
+        f"{SCALE_FAMILIES[op]}-{_size_label(n)}",
+        SCALE_FAMILIES[op],
+        SCALE_TITLES[op].format(n=f"{n:,}"),
+        "sync",
+        op=op,  # type: ignore[arg-type]
+        eventbus_only=True,
+        size=n,
+    )
+    for op, sizes in SCALE_SIZES.items()
+    for n in sizes
+)
+CASES = CASES + SCALE_CASES
 
 CASE_BY_KEY = {c.key: c for c in CASES}
 MEMORY_KEY = "MEM"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import itertools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -239,6 +240,8 @@ class EventBusSubject(Subject):
                     has(name)
 
             return Bench(run_hl, "bus.has_listeners(name)", False, case.log, keep=bus)
+        if case.op in ("names", "patterns", "subn"):
+            return self._scale(bus, case)
         if case.op == "sub":
             on, off = bus.on, bus.off
             h = make_sync_handler()
@@ -310,6 +313,44 @@ class EventBusSubject(Subject):
                 emit_sync(topic, sale_id=1)
 
         return Bench(run_fields, "bus.emit_sync(topic, sale_id=1)", False, case.log, keep=keep)
+
+    def _scale(self, bus: Any, case: Case) -> Built:
+        """The scale cases: cost per emission against the number of names or
+        patterns subscribed (every name emitted once before timing, so that
+        what is timed is the steady state), and per subscribe + unsubscribe
+        against the number of handlers already on the name."""
+        size = case.size
+        if case.op == "subn":
+            on, off = bus.on, bus.off
+            others = [make_sync_handler() for _ in range(size - 1)]  # size counts h itself
+            for other in others:
+                on(EVENT_NAME, other)
+            h = make_sync_handler()
+
+            def run_sub(n: int) -> None:
+                for _ in repeat(None, n):
+                    on(EVENT_NAME, h)
+                    off(EVENT_NAME, h)
+
+            return Bench(run_sub, "bus.on + bus.off", False, case.log, keep=(bus, h, others))
+        if case.op == "names":
+            keys = names = [f"item.n{i}.changed" for i in range(size)]
+        else:
+            keys = [f"p{i}.*" for i in range(size)]
+            names = [f"p{i}.x" for i in range(size)]
+        handlers = [make_sync_handler() for _ in keys]
+        for key, h in zip(keys, handlers, strict=True):
+            bus.on(key, h)
+        emit_sync = bus.emit_sync
+        for name in names:
+            emit_sync(name, sale_id=1)
+        names_cycle = itertools.cycle(names)
+
+        def run(n: int) -> None:
+            for name in itertools.islice(names_cycle, n):
+                emit_sync(name, sale_id=1)
+
+        return Bench(run, "bus.emit_sync, names round-robin", False, case.log, keep=(bus, handlers))
 
     def _gate(self, bus: Any) -> Built:
         """The exact per-emission logging check of eventbus (``_bus.py``:

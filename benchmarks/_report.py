@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ._cases import CASE_BY_KEY, Case
+from ._cases import CASE_BY_KEY, SCALE_CASES, Case
 from ._memory import MemoryResult
 from ._peers import MUST_BEAT, Subject
 from ._timing import Cell
@@ -296,7 +296,37 @@ def compute_targets(r: Results) -> list[dict[str, Any]]:
                 None,
                 "filtered cost not isolated" + black,
             )
-    # 7. memory
+    # 7. issue 17: the common case (0 to 1 handler) against the peers' fastest paths
+    if "S0" in r.by:
+        vs_peer("S0", "blinker", 1.0)
+    if "S0a" in r.by:
+        vs_peer("S0a", "blinker", 1.5)
+    if "S1" in r.by:
+        vs_peer("S1", "pyee", 1.1)
+        eb, bl = med("S1", "eventbus"), med("S1", "blinker")
+        speedup = bl / eb if eb and bl is not None else None
+        add(
+            "S1 >= 1.5x faster than blinker send",
+            None if speedup is None else speedup >= 1.5,
+            f"blinker/eventbus = {fmt_ratio(speedup)}",
+        )
+    if "A1" in r.by:
+        vs_peer("A1", "aiosignal", 2.5)
+    if "SUB" in r.by:
+        vs_peer("SUB", "blinker", 0.8)
+    # 8. issue 17: scale (eventbus against itself, smallest size as the reference)
+    for family, limit in (("NAMES", 1.5), ("PATTERNS", 1.5), ("SUBN", 2.0)):
+        sizes = scale_medians(r, family)
+        if len(sizes) < 2:
+            continue
+        (small, base), (large, top) = sizes[0], sizes[-1]
+        ratio = top / base if base else None
+        add(
+            f"{family}: {large:,} within {limit}x of {small:,}",
+            None if ratio is None else ratio <= limit,
+            f"{fmt_ratio(ratio)} ({fmt_ns(top)} ns vs {fmt_ns(base)} ns)",
+        )
+    # 9. memory
     mem = {m.subject: m.bytes_per_subscription for m in r.memory}
     if mem:
         eb, bl = mem.get("eventbus"), mem.get("blinker")
@@ -306,6 +336,29 @@ def compute_targets(r: Results) -> list[dict[str, Any]]:
             f"eventbus {fmt_ns(eb)} B, blinker {fmt_ns(bl)} B",
         )
     return out
+
+
+def scale_medians(r: Results, family: str) -> list[tuple[int, float]]:
+    """(size, eventbus median) of a scale family's cases that ran, smallest first."""
+    out = []
+    for case in SCALE_CASES:
+        if case.family == family:
+            m = r.median(case.key, "eventbus")
+            if m is not None:
+                out.append((case.size, m))
+    return sorted(out)
+
+
+def _scale_rows(r: Results) -> list[list[str]]:
+    rows = []
+    for case in SCALE_CASES:
+        m = r.median(case.key, "eventbus")
+        if m is None:
+            continue
+        sizes = scale_medians(r, case.family)
+        base = sizes[0][1] if sizes else None
+        rows.append([case.key, case.title, fmt_ns(m), fmt_ratio(m / base if base else None)])
+    return rows
 
 
 # ------------------------------------------------------------------------- text
@@ -453,6 +506,11 @@ def render_text(r: Results) -> str:
         parts.append("eventbus.otel cost (ns per emission; delta and ratio vs S1/A1):")
         parts.append(_table(otel_rows, ["case", "eventbus", "delta", "ratio"], right=(1, 2, 3)))
         parts.append("")
+    scale_rows = _scale_rows(r)
+    if scale_rows:
+        parts.append("eventbus at scale (ns per operation; ratio to the smallest size):")
+        parts.append(_table(scale_rows, ["case", "what", "eventbus", "ratio"], right=(2, 3)))
+        parts.append("")
     if r.memory:
         n = r.meta["settings"]["memory_n"]
         parts.append(
@@ -521,6 +579,10 @@ def render_markdown(r: Results) -> str:
         parts += ["eventbus.otel cost:", ""]
         header = ["case", "eventbus ns", "delta ns", "ratio"]
         parts += [_md_table(header, otel_rows, right=(1, 2, 3)), ""]
+    scale_rows = _scale_rows(r)
+    if scale_rows:
+        parts += ["eventbus at scale (ns per operation; ratio to the smallest size):", ""]
+        parts += [_md_table(["case", "what", "ns", "ratio"], scale_rows, right=(2, 3)), ""]
     if r.memory:
         parts += [
             f"Memory per subscription ({s['memory_n']:,} distinct handlers, tracemalloc):",
@@ -611,6 +673,57 @@ def write_chart(r: Results, path: Path, *, log_scale: bool = True) -> None:
     order = {s.label: i for i, s in enumerate(subjects)}
     hl = sorted(zip(handles, labels, strict=True), key=lambda p: order.get(p[1], 99))
     ax.legend([h for h, _ in hl], [lb for _, lb in hl], loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    write_scale_chart(r, scale_chart_path(path))
+
+
+def scale_chart_path(path: Path) -> Path:
+    """Where the scale chart goes, next to the main one: ``latest.png`` -> ``latest-scale.png``."""
+    return path.with_name(f"{path.stem}-scale{path.suffix}")
+
+
+def write_scale_chart(r: Results, path: Path) -> None:
+    """Cost per operation against the number of names, patterns or handlers
+    already subscribed (log-log; flat is the goal). Nothing when no scale case ran."""
+    families = [
+        (family, title, sizes)
+        for family, title in (
+            ("NAMES", "distinct names subscribed (emitted round-robin)"),
+            ("PATTERNS", "patterns subscribed (emitted round-robin)"),
+            ("SUBN", "handlers already on the name (subscribe + unsubscribe)"),
+        )
+        if (sizes := scale_medians(r, family))
+    ]
+    if not families:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.6), squeeze=False)
+    for ax, (_, title, sizes) in zip(axes[0], families, strict=True):
+        xs, ys = [x for x, _ in sizes], [y for _, y in sizes]
+        ax.plot(xs, ys, marker="o", color="#d62728", label="eventbus")
+        ax.axhline(
+            ys[0] * 1.5, color="#9e9e9e", linestyle="--", linewidth=0.8, label="1.5x smallest"
+        )
+        for x, y in sizes:
+            ax.annotate(fmt_ns(y), (x, y), textcoords="offset points", xytext=(0, 6), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(min(ys) / 2, max(max(ys), ys[0] * 1.5) * 3)
+        ax.set_xlabel(title, fontsize=8)
+        ax.set_ylabel("ns per operation (median)", fontsize=8)
+        ax.grid(which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        f"eventbus at scale - {r.meta['machine']['cpu']}, Python {r.meta['machine']['python']}",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)

@@ -14,16 +14,19 @@ import asyncio
 import contextlib
 from asyncio.events import _get_running_loop
 from collections.abc import Callable, Iterator, Mapping
+from inspect import isawaitable
 from threading import RLock
-from time import time
+from time import perf_counter, time
+from types import CoroutineType
 from typing import Any, Final, Self, TypeVar, Unpack, final, overload
 
 from ._admission import Admission
+from ._blocking import finish_awaitable
 from ._catalog import EventSpec, make_spec, topic_spec
 from ._chain import Frame, current_frame, runs_on
 from ._checks import check_bus_options, check_count, check_timeout
 from ._deferred import DeferredScope, defer
-from ._dispatch import Hooks, dispatch, dispatch_sync
+from ._dispatch import Hooks, admit, dispatch, dispatch_sync
 from ._errors import safe_repr, scrubbed
 from ._event import Event, new_event, next_serial, with_payload
 from ._failures import ErrorHook, Failures
@@ -34,7 +37,7 @@ from ._lifecycle import Lifecycle
 from ._logging import BusLog, structlog_config
 from ._names import check_name, check_pattern
 from ._options import DEFAULTS, OnceOptions, Options, SubscribeOptions, options_from
-from ._report import EmitReport, new_report
+from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route, Router
 from ._taps import Tap
 from ._testing import Recorder, RecordingTap
@@ -336,6 +339,22 @@ class EventBus:
                 route = router.route(name)
             except Exception as error:
                 raise scrubbed(error) from None
+        if (
+            route.quiet
+            and source is None
+            and current_frame.get() is None
+            and not (life := self._lifecycle).closing
+        ):  # nobody listens: the event is made only if the report's is read
+            loop = _get_running_loop()
+            if loop is not life.loop:
+                life.adopt(loop)
+            report = new_report(
+                EmitReport, ((route.name, payload, None, next_serial(), None, 0, time()), (), (), 0)
+            )
+            gate = self._gate
+            if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+                self._log.emitted(report, route.muted)
+            return report
         life = self._lifecycle
         loop = _get_running_loop()
         if loop is not life.loop:
@@ -360,8 +379,37 @@ class EventBus:
             elif route.calls:
                 live = [True]  # cleared when the dispatch ends: see _chain.Frame
                 token = current_frame.set((self, event, parent, live))
-                try:
-                    report = await dispatch(route, event, self._hooks)
+                try:  # _dispatch.dispatch, inlined: no second coroutine per emission
+                    hooks = self._hooks
+                    trace: list[object] = [perf_counter()]
+                    add = trace.append
+                    failed = 0
+                    for direct, info in route.calls:
+                        try:
+                            handler = direct if direct is not None else admit(info, event, hooks)
+                            if handler is None:
+                                add(SKIPPED)
+                                add(perf_counter())
+                                continue
+                            value = handler(event)
+                            if value is not None and (
+                                type(value) is CoroutineType or isawaitable(value)
+                            ):
+                                timeout = info.timeout
+                                if timeout is None:
+                                    value = await value
+                                else:
+                                    value = await finish_awaitable(value, timeout, info.name)
+                        except Exception as error:
+                            failed += 1
+                            add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
+                            pending = hooks.failures.handler_failed(event, info, error)
+                            if pending is not None:
+                                await hooks.failures.finish(pending, event)
+                        else:
+                            add(value)
+                        add(perf_counter())
+                    report = new_report(EmitReport, (event, route.handlers, trace, failed))
                 finally:
                     live[0] = False
                     current_frame.reset(token)
@@ -412,15 +460,27 @@ class EventBus:
                 route = router.route(name)
             except Exception as error:
                 raise scrubbed(error) from None
+        if (
+            route.quiet
+            and source is None
+            and current_frame.get() is None
+            and not self._lifecycle.closing
+        ):  # nobody listens: the event is made only if the report's is read
+            report = new_report(
+                EmitReport, ((route.name, payload, None, next_serial(), None, 0, time()), (), (), 0)
+            )
+            gate = self._gate
+            if gate.may_debug or gate.seen_wrapper is not structlog_config.default_wrapper_class:
+                self._log.emitted(report, route.muted)
+            return report
         life = self._lifecycle
-        running = _get_running_loop()
-        if running is not None and route.has_async:
+        parent = current_frame.get()
+        if route.has_async and _get_running_loop() is not None:
             try:
-                self._admission.refuse_async_in_loop(route, current_frame.get())
+                self._admission.refuse_async_in_loop(route, parent)
             except Exception as error:
                 del payload
                 raise scrubbed(error) from None
-        parent = current_frame.get()
         inflight = life.inflight
         inflight.append(None)
         try:
@@ -436,14 +496,15 @@ class EventBus:
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
             if route.intercept is not None:
+                in_loop = _get_running_loop() is not None
                 report = intercepted_sync(
-                    route.intercept, self, route, event, parent, self._hooks, running is not None
+                    route.intercept, self, route, event, parent, self._hooks, in_loop
                 )
             elif route.calls:
                 live = [True]  # cleared when the dispatch ends: see _chain.Frame
                 token = current_frame.set((self, event, parent, live))
                 try:
-                    report = dispatch_sync(route, event, self._hooks, running is not None)
+                    report = dispatch_sync(route, event, self._hooks)
                 finally:
                     live[0] = False
                     current_frame.reset(token)

@@ -7,6 +7,9 @@ coroutine layer (or a callback) on every handler call. Per handler they
 record one outcome and one clock mark; everything else a report shows is
 derived from those when read (see ``_report``).
 
+``EventBus.emit`` runs a copy of ``dispatch`` inline (an awaited emission
+then makes one coroutine, not two): change both together.
+
 They get what they need as arguments, not the bus: the route (the handlers,
 resolved at subscribe time), the event, and the bus's ``Hooks``.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from asyncio.events import _get_running_loop
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -28,7 +32,7 @@ from ._handlers import HandlerInfo
 from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route
 
-__all__ = ["Hooks", "dispatch", "dispatch_sync"]
+__all__ = ["Hooks", "admit", "dispatch", "dispatch_sync"]
 
 _isawaitable = inspect.isawaitable
 
@@ -48,7 +52,7 @@ class Hooks:
     """The bus's background loop (started on first need), when the home loop does not run."""
 
 
-def _admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] | None:
+def admit(info: HandlerInfo, event: Event, hooks: Hooks) -> Callable[..., Any] | None:
     """The callable to run for a checked subscription, or None to skip it.
 
     Skips a collected weak handler, a false predicate and a once-subscription
@@ -80,7 +84,7 @@ async def dispatch(route: Route, event: Event, hooks: Hooks) -> EmitReport:
     failed = 0
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, hooks)
+            handler = direct if direct is not None else admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())
@@ -104,12 +108,14 @@ async def dispatch(route: Route, event: Event, hooks: Hooks) -> EmitReport:
     return new_report(EmitReport, (event, route.handlers, trace, failed))
 
 
-def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> EmitReport:
+def dispatch_sync(
+    route: Route, event: Event, hooks: Hooks, in_loop: bool | None = None
+) -> EmitReport:
     """Run the route's handlers one at a time, blocking.
 
     An awaitable result is finished on an event loop (see ``BlockingRunner``),
-    except ``in_loop``: inside a running loop blocking on one is impossible, so
-    it is the handler's failure.
+    except ``in_loop`` (None: asked only then): inside a running loop blocking
+    on one is impossible, so it is the handler's failure.
     """
     trace: list[object] = [perf_counter()]
     add = trace.append
@@ -117,13 +123,15 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
     runner: BlockingRunner | None = None
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, hooks)
+            handler = direct if direct is not None else admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())
                 continue
             value = handler(event)
             if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
+                if in_loop is None:
+                    in_loop = _get_running_loop() is not None
                 if in_loop:
                     _refuse_awaitable(value, info)
                 runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
@@ -133,6 +141,8 @@ def dispatch_sync(route: Route, event: Event, hooks: Hooks, in_loop: bool) -> Em
             add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
             pending = hooks.failures.handler_failed(event, info, error)
             if pending is not None:
+                if in_loop is None:
+                    in_loop = _get_running_loop() is not None
                 if in_loop:
                     hooks.failures.finish_later(pending, event)
                 else:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._blocking import BlockingRunner, finish_awaitable
 from ._chain import Frame, current_frame
-from ._dispatch import Hooks, _admit, _isawaitable, _refuse_awaitable
+from ._dispatch import Hooks, _isawaitable, _refuse_awaitable, admit
 from ._event import Event
 from ._interceptors import NO_HEADERS, HandlerHook, Interception
 from ._report import SKIPPED, EmitReport, Failure, new_report
@@ -165,7 +165,7 @@ async def _dispatch(
     failed = 0
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, hooks)
+            handler = direct if direct is not None else admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())
@@ -208,7 +208,7 @@ def _dispatch_sync(
     runner: BlockingRunner | None = None
     for direct, info in route.calls:
         try:
-            handler = direct if direct is not None else _admit(info, event, hooks)
+            handler = direct if direct is not None else admit(info, event, hooks)
             if handler is None:
                 add(SKIPPED)
                 add(perf_counter())

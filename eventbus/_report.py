@@ -7,12 +7,11 @@ built from the trace when a report is read, because most reports never are.
 
 from __future__ import annotations
 
-from collections import _tuplegetter  # type: ignore[attr-defined]
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final, final
+from typing import Any, ClassVar, Final, final
 
-from ._event import Event
+from ._event import Event, new_event
 from ._handlers import HandlerInfo
 
 __all__ = ["SKIPPED", "EmitReport", "Failure", "HandlerResult", "new_report"]
@@ -54,7 +53,11 @@ class HandlerResult:
 
 
 new_report: Final = tuple.__new__
-"""``new_report(EmitReport, (event, handlers, trace, failed))``: the emit path's constructor."""
+"""``new_report(EmitReport, (event, handlers, trace, failed))``: the emit path's constructor.
+
+An emission nobody listens to passes the fields its event would be made from
+(``new_event``'s tuple) instead of the event: nothing reads it unless the
+report's ``event`` is read, which makes it then (an equal one on each read)."""
 
 
 @final
@@ -67,14 +70,13 @@ class EmitReport(tuple[Any, ...]):
 
     __slots__ = ()
 
-    if TYPE_CHECKING:
-
-        @property
-        def event(self) -> Event:
-            """The emitted event."""
-
-    else:
-        event = _tuplegetter(0, "The emitted event.")
+    @property
+    def event(self) -> Event:
+        """The emitted event."""
+        event = tuple.__getitem__(self, 0)
+        if type(event) is tuple:  # a handler-less emission's: made now (see new_report)
+            return new_event(Event, event)
+        return event  # type: ignore[no-any-return]
 
     def __new__(
         cls,

@@ -3,12 +3,20 @@
 A route is built the first time a name is emitted after any change (a
 subscription, a declaration, a mute, a recorder) and then reused as is, so
 that emitting does one dictionary lookup instead of matching patterns,
-sorting by priority and looking up the catalog.
+sorting by priority and looking up the catalog. Building one costs in
+proportion to the subscriptions that match: the name and the patterns of its
+prefixes are looked up, never the whole table scanned.
+
+The routes of names subscribed to exactly stay cached (there are as many as
+subscribed keys); the others (names reached only through patterns, or by
+nothing) are capped at ``MAX_CACHED_ROUTES``: past that, each new one evicts
+the one built longest ago, so a cache hit stays a plain dictionary lookup.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
@@ -23,7 +31,8 @@ from ._topic import shape_of
 __all__ = ["MAX_CACHED_ROUTES", "Route", "Router"]
 
 MAX_CACHED_ROUTES: Final = 4096
-"""Routes kept at most; past that the cache starts over."""
+"""Routes of names not subscribed to exactly kept at most; past that the
+oldest is evicted."""
 
 Call = tuple[Callable[..., Any] | None, HandlerInfo]
 """(the callable to call directly, or None when dispatch must check first; the subscription)."""
@@ -43,6 +52,7 @@ class Route:
         "name",
         "payload_check",
         "plain",
+        "quiet",
         "reentrant",
         "shape",
         "taps",
@@ -80,6 +90,9 @@ class Route:
         """Nothing to check or record before dispatch: the emit fast path applies."""
         self.intercept: Final = Interception.of(name, interceptors) if interceptors else None
         """The interceptors' hooks, or None: dispatch through ``_intercept`` when set."""
+        self.quiet: Final = self.plain and not handlers and self.intercept is None
+        """Plain, no handler to run, nothing intercepting: a top-level emission
+        only makes its report."""
 
 
 @final
@@ -91,7 +104,17 @@ class Router:
     reading the old one finish with the routes they already had.
     """
 
-    __slots__ = ("_lock", "catalog", "interceptors", "mutes", "routes", "table", "taps")
+    __slots__ = (
+        "_evictable",
+        "_evictable_of",
+        "_lock",
+        "catalog",
+        "interceptors",
+        "mutes",
+        "routes",
+        "table",
+        "taps",
+    )
 
     def __init__(
         self,
@@ -102,6 +125,10 @@ class Router:
     ) -> None:
         self._lock: Final = lock
         self.routes: dict[str, Route] = {}
+        self._evictable: OrderedDict[str, None] = OrderedDict()
+        """The cached names not subscribed to exactly, oldest first."""
+        self._evictable_of = id(self.routes)
+        """Which ``routes`` dict ``_evictable`` tracks (any change replaces it)."""
         self.table: Final = SubscriptionTable(lock, self, on_unused)
         self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.mutes: tuple[str, ...] = ()
@@ -121,17 +148,28 @@ class Router:
             return known
         catalog = self.catalog
         catalog.require_name(name)
+        table = self.table
         route = Route(
             name,
-            self.table.items(),
+            table.matching(name),
             catalog.specs.get(name),
             self.mutes,
             self.taps,
             self.interceptors,
         )
-        if len(routes) >= MAX_CACHED_ROUTES:
-            routes.clear()  # in place: a newer table may have replaced this one meanwhile
-        routes[name] = route
+        if table.has(name):
+            routes[name] = route
+            return route
+        with self._lock:
+            evictable = self._evictable
+            if self._evictable_of != id(routes):  # replaced since: start tracking the new one
+                evictable = self._evictable = OrderedDict()
+                self._evictable_of = id(routes)
+            if len(evictable) >= MAX_CACHED_ROUTES:
+                oldest, _ = evictable.popitem(last=False)
+                routes.pop(oldest, None)
+            evictable[name] = None
+            routes[name] = route
         return route
 
     def listening(self, key: str) -> bool:

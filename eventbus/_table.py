@@ -1,26 +1,31 @@
 """The subscription table of one bus and what introspection reads from it.
 
-Subscriptions are kept per key (a name or a pattern) as tuples that are
-replaced under the lock, never changed in place: an emission or an
-introspection call reads whatever tuple is there without locking, and sees
-the subscriptions as they were when it read them.
+Subscriptions are kept per key (a name or a pattern) in an insertion-ordered
+dict by handler identity, changed in place under the lock: subscribing or
+unsubscribing costs the same with one handler on the key or ten thousand.
+Readers (route building, introspection) get an immutable tuple of a key's
+subscriptions, made under the lock on first read after a change and kept
+until the next one, so they see the subscriptions as they were when they
+read them.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol, final
 
 from ._handlers import HandlerInfo, Identity, _Subscription, subscription_identity
-from ._names import keys_overlap
+from ._names import WILDCARD, keys_overlap
 from ._options import Options
 
 __all__ = ["SubscriptionTable", "dispatch_order"]
 
 _NONE: Final[tuple[HandlerInfo, ...]] = ()
+_FUNCTION: Final = types.FunctionType
 
 
 def dispatch_order(subscriptions: Iterable[HandlerInfo]) -> list[HandlerInfo]:
@@ -32,14 +37,6 @@ class RouteCache(Protocol):
     """What holds the routes built from the table (the router): a change replaces them."""
 
     routes: dict[str, Any]
-
-
-def _find(infos: tuple[HandlerInfo, ...], identity: Identity) -> HandlerInfo | None:
-    """The live subscription of the handler with this identity, if any."""
-    for known in infos:
-        if known._identity == identity and known.alive:
-            return known
-    return None
 
 
 def _collected_callback(table_ref: weakref.ref[SubscriptionTable]) -> Callable[[object], None]:
@@ -72,6 +69,8 @@ class SubscriptionTable:
         "_on_collected",
         "_on_unused",
         "_order",
+        "_patterns",
+        "_snapshots",
         "cache",
         "has_dead",
     )
@@ -85,7 +84,12 @@ class SubscriptionTable:
         self._lock: Final = lock
         self._on_unused: Final = on_unused
         self._order: Final = itertools.count()
-        self._by_key: dict[str, tuple[HandlerInfo, ...]] = {}
+        self._by_key: dict[str, dict[Identity, HandlerInfo]] = {}
+        """Each key's subscriptions by handler identity, in subscription order."""
+        self._snapshots: dict[str, tuple[HandlerInfo, ...]] = {}
+        """Each key's subscriptions as a tuple, made on first read after a change."""
+        self._patterns = 0
+        """How many keys are patterns: none, and a route needs one lookup."""
         self._on_collected: Final = _collected_callback(weakref.ref(self))
         self.cache: Final = cache
         self.has_dead = False
@@ -100,8 +104,8 @@ class SubscriptionTable:
         on_unused = self._on_unused
         if on_unused is None:
             return
-        for infos in list(self._by_key.values()):
-            for info in infos:
+        for members in list(self._by_key.values()):  # no lock here: copies made in C
+            for info in tuple(members.values()):
                 if info._ref is ref:
                     unused = info._unused
                     if unused:
@@ -109,9 +113,50 @@ class SubscriptionTable:
                         on_unused(info)
                     return
 
+    def infos(self, key: str) -> tuple[HandlerInfo, ...]:
+        """The subscriptions made with exactly ``key``, in subscription order."""
+        snapshot = self._snapshots.get(key)
+        if snapshot is None:
+            with self._lock:
+                snapshot = self._snapshots.get(key)
+                if snapshot is None:
+                    members = self._by_key.get(key)
+                    if members is None:
+                        return _NONE
+                    snapshot = self._snapshots[key] = tuple(members.values())
+        return snapshot
+
+    def has(self, key: str) -> bool:
+        """Whether anything is subscribed with exactly ``key``."""
+        return key in self._by_key
+
     def items(self) -> list[tuple[str, tuple[HandlerInfo, ...]]]:
-        """A snapshot of (key, subscriptions) pairs, for building a route."""
-        return list(self._by_key.items())
+        """A snapshot of (key, subscriptions) pairs, for introspection."""
+        with self._lock:  # one instant, as for ``matching``
+            return [(key, infos) for key in list(self._by_key) if (infos := self.infos(key))]
+
+    def matching(self, name: str) -> list[tuple[str, tuple[HandlerInfo, ...]]]:
+        """The (key, subscriptions) pairs that receive the concrete ``name``:
+        the name itself and the patterns of its prefixes (``*``, ``a.*``,
+        ``a.b.*`` for ``a.b.c``), each found by lookup."""
+        found = []
+        # Under the lock: read at one instant, a handler moving from one key to
+        # another (``x.y`` to ``x.*``) is never seen under both.
+        with self._lock:
+            by_key = self._by_key
+            if name in by_key:
+                found.append((name, self.infos(name)))
+            if self._patterns:
+                key = WILDCARD
+                end = 0
+                while True:
+                    if key in by_key:
+                        found.append((key, self.infos(key)))
+                    end = name.find(".", end) + 1
+                    if not end:
+                        break
+                    key = name[:end] + WILDCARD
+        return found
 
     def add(
         self,
@@ -121,69 +166,70 @@ class SubscriptionTable:
         default_timeout: float | None,
     ) -> HandlerInfo | None:
         """Subscribe ``handler`` to a checked ``key``; None if it already was."""
-        identity = subscription_identity(handler)
-        with self._lock:
+        identity = id(handler) if type(handler) is _FUNCTION else subscription_identity(handler)
+        lock = self._lock
+        lock.acquire()  # not `with`: a third of the cost of a subscription with one handler
+        try:
             if self.has_dead:
                 self.purge()
             by_key = self._by_key
-            seen = by_key.get(key, _NONE)
-            for known in seen:
-                if known._identity == identity and known.alive:
+            members = by_key.get(key)
+            if members is not None:
+                known = members.get(identity)
+                if known is not None and known.alive:
                     return None
             timeout = default_timeout if options.timeout is None else float(options.timeout)
             info = _Subscription(
                 handler, identity, key, options, timeout, next(self._order), self._on_collected
             )
             info.__class__ = HandlerInfo  # read-only from now on
-            new = (*seen, info)
-            # Building the subscription (its name, how it is held) and the tuple
-            # may run code that changes this key in this thread, through the
-            # re-entrant lock: the handler's __getattr__, a __del__ or weakref
-            # callback set off by an allocation. Write only a tuple built from
-            # the one still there, so that no change is lost.
-            current = by_key.get(key, _NONE)
-            while current is not seen:
-                if _find(current, identity) is not None:
-                    return None  # subscribed meanwhile, by the code that ran
-                seen = current
-                new = (*seen, info)
-                current = by_key.get(key, _NONE)
-            by_key[key] = new  # type: ignore[assignment]
+            # Building the subscription (its name, how it is held) may run code
+            # that changes this key in this thread, through the re-entrant lock
+            # (the handler's __getattr__, a __del__ or weakref callback set off
+            # by an allocation): look the key up again before writing.
+            members = by_key.get(key)
+            if members is None:
+                members = by_key[key] = {}
+                if key[-1] == WILDCARD:
+                    self._patterns += 1
+            else:
+                known = members.get(identity)
+                if known is not None:
+                    if known.alive:
+                        return None  # subscribed meanwhile, by the code that ran
+                    del members[identity]  # a dead one with the same identity: replaced
+            members[identity] = info  # type: ignore[assignment]
+            self._snapshots.pop(key, None)
             self.cache.routes = {}
+        finally:
+            lock.release()
         return info  # type: ignore[return-value]
 
     def remove(self, doomed: Iterable[HandlerInfo]) -> None:
-        """Drop these subscriptions if they are still there.
-
-        As in ``add``, a key's new tuple is written only if it was built from
-        the one still there (building it may run code that changes the key).
-        """
+        """Drop these subscriptions if they are still there."""
         with self._lock:
             self._remove_locked(doomed)
 
     def _remove_locked(self, doomed: Iterable[HandlerInfo]) -> None:
-        by_key = self._by_key
         changed = False
         for info in doomed:
-            key = info.pattern
-            infos = by_key.get(key, _NONE)
-            while info in infos:
-                if len(infos) == 1:
-                    new = _NONE
-                else:
-                    index = infos.index(info)
-                    new = infos[:index] + infos[index + 1 :]
-                current = by_key.get(key, _NONE)
-                if current is infos:
-                    if new:
-                        by_key[key] = new
-                    else:
-                        del by_key[key]
-                    changed = True
-                    break
-                infos = current  # changed meanwhile: build again from what is there
+            changed = self._drop(info) or changed
         if changed:
             self.cache.routes = {}
+
+    def _drop(self, info: HandlerInfo) -> bool:
+        """Remove one subscription, under the lock; True if it was there."""
+        key = info.pattern
+        members = self._by_key.get(key)
+        if members is None or members.get(info._identity) is not info:
+            return False
+        del members[info._identity]
+        self._snapshots.pop(key, None)
+        if not members:
+            del self._by_key[key]
+            if key[-1] == WILDCARD:
+                self._patterns -= 1
+        return True
 
     def discard(self, info: HandlerInfo) -> None:
         """Drop one subscription if it is still there (a claimed once, ``subscribed``)."""
@@ -191,12 +237,18 @@ class SubscriptionTable:
 
     def off(self, key: str, handler: Callable[..., Any]) -> bool:
         """Drop ``handler``'s subscription to exactly ``key``; True if there was one."""
-        identity = subscription_identity(handler)
-        with self._lock:
-            for info in self._by_key.get(key, _NONE):
-                if info._identity == identity and info.alive:
-                    self._remove_locked((info,))
+        identity = id(handler) if type(handler) is _FUNCTION else subscription_identity(handler)
+        lock = self._lock
+        lock.acquire()
+        try:
+            members = self._by_key.get(key)
+            if members is not None:
+                info = members.get(identity)
+                if info is not None and info.alive and self._drop(info):
+                    self.cache.routes = {}
                     return True
+        finally:
+            lock.release()
         return False
 
     def clear(self, key: str | None, owner: str | None) -> int:
@@ -206,7 +258,7 @@ class SubscriptionTable:
         with self._lock:
             doomed = [
                 info
-                for subscribed_key, infos in list(self._by_key.items())
+                for subscribed_key, infos in self.items()
                 if key is None or subscribed_key == key
                 for info in infos
                 if (owner is None or info.owner == owner) and info.alive

@@ -754,6 +754,55 @@ class TestRouteCache:
 
         assert calls == ["first", "first", "second"]
 
+    def test_overflow_evicts_oldest(self, bus: EventBus) -> None:
+        """Past the cap, the oldest route of a name not subscribed to exactly is
+        evicted, one at a time: the newest and the subscribed ones stay cached."""
+        from eventbus._routes import MAX_CACHED_ROUTES
+
+        bus.on("hot.name", lambda e: None)
+        bus.emit_sync("hot.name")
+        count = self._overflow(bus)
+        routes = bus._router.routes
+
+        assert "hot.name" in routes
+        assert f"order.n{count - 1}.paid" in routes
+        assert "order.n0.paid" not in routes
+        assert len(routes) == MAX_CACHED_ROUTES + 1
+
+
+class TestUnheardEmission:
+    """An emission nobody listens to makes its event only when the report's is read."""
+
+    async def test_event_fields(self, bus: EventBus, emit: Emitter) -> None:
+        """Its event carries the name, the payload, a fresh id and the emission's time."""
+        before = time.time()
+        report = await emit(bus, "nobody.listens", k=1)
+        after = time.time()
+        event = report.event
+
+        assert isinstance(event, Event)
+        assert (event.name, dict(event.payload), event.source) == ("nobody.listens", {"k": 1}, None)
+        assert (event.parent_id, event.depth) == (None, 0)
+        assert before <= event.timestamp <= after
+        assert report.ok
+        assert report.results == ()
+        assert report.duration == 0
+
+    async def test_event_read_twice(self, bus: EventBus, emit: Emitter) -> None:
+        """Reading the event twice gives equal events (same id and timestamp)."""
+        report = await emit(bus, "nobody.listens")
+
+        first, second = report.event, report.event
+        assert first == second
+        assert first.timestamp == second.timestamp
+
+    async def test_ids_differ(self, bus: EventBus, emit: Emitter) -> None:
+        """Each emission gets its own id."""
+        first = await emit(bus, "nobody.listens")
+        second = await emit(bus, "nobody.listens")
+
+        assert first.event.id != second.event.id
+
 
 def _answer(event: Event) -> int:
     return 42
