@@ -33,7 +33,7 @@ from ._names import check_name, check_pattern
 from ._options import DEFAULTS, OnceOptions, Options, SubscribeOptions, options_from
 from ._report import EmitReport, new_report
 from ._routes import Route, Router
-from ._taps import Tap
+from ._taps import Confirmation, Tap, confirmed
 from ._testing import Recorder, RecordingTap
 
 __all__ = ["EventBus"]
@@ -269,7 +269,12 @@ class EventBus:
                 )
             else:
                 try:
-                    event = self._admission.admit(route, payload, source, parent)
+                    if route.confirms:  # a tap's confirmation is awaited before dispatch
+                        event = await self._admission.admit_confirmed(
+                            route, payload, source, parent
+                        )
+                    else:
+                        event = self._admission.admit(route, payload, source, parent)
                 except Exception as error:
                     del payload  # tracebacks rendered with locals must not show it
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
@@ -310,7 +315,7 @@ class EventBus:
                 raise scrubbed(error) from None
         life = self._lifecycle
         running = _get_running_loop()
-        if running is not None and route.has_async:
+        if running is not None and (route.has_async or route.confirms):
             try:
                 self._admission.refuse_async_in_loop(route, current_frame.get())
             except Exception as error:
@@ -326,7 +331,10 @@ class EventBus:
                 )
             else:
                 try:
-                    event = self._admission.admit(route, payload, source, parent)
+                    if route.confirms:  # a tap's confirmation is waited for before dispatch
+                        event = self._admission.admit_blocking(route, payload, source, parent)
+                    else:
+                        event = self._admission.admit(route, payload, source, parent)
                 except Exception as error:
                     del payload  # tracebacks rendered with locals must not show it
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
@@ -373,13 +381,16 @@ class EventBus:
         parent = current_frame.get()
         life.inflight.append(None)  # counted until the task is done: see Lifecycle.keep
         try:
+            waits: list[Confirmation] | None = [] if route.confirms else None
             try:
-                event = self._admission.admit(route, payload, source, parent)
+                event = self._admission.admit(route, payload, source, parent, waits)
             except Exception as error:
                 del payload
                 raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
-            task = loop.create_task(self._deliver(route, event, parent), name=f"eventbus:{name}")
+            task = loop.create_task(
+                self._deliver(route, event, parent, waits), name=f"eventbus:{name}"
+            )
         except BaseException:
             life.finish_one()
             raise
@@ -408,16 +419,26 @@ class EventBus:
         life.adopt(_get_running_loop())
         life.inflight.append(None)
         try:
+            waits: list[Confirmation] | None = [] if route.confirms else None
             try:
-                ancestors = self._admission.receive(route, event, chain, skip)
+                ancestors = self._admission.receive(route, event, chain, skip, waits)
             except Exception as error:
                 raise scrubbed(error)  # noqa: B904 - the same error, raised again
-            return await self._deliver(route, event, ancestors)
+            return await self._deliver(route, event, ancestors, waits)
         finally:
             life.finish_one()
 
-    async def _deliver(self, route: Route, event: Event, parent: Frame | None) -> EmitReport:
-        """Dispatch an admitted event and log it (``publish``, ``emit_received``)."""
+    async def _deliver(
+        self,
+        route: Route,
+        event: Event,
+        parent: Frame | None,
+        waits: list[Confirmation] | None = None,
+    ) -> EmitReport:
+        """Dispatch an admitted event and log it (``publish``, ``emit_received``),
+        once its taps' confirmations (``waits``) are in."""
+        if waits:
+            await confirmed(waits)
         if route.calls:
             live = [True]  # cleared when the dispatch ends: see _chain.Frame
             token = current_frame.set((self, event, parent, live))

@@ -33,6 +33,7 @@ class Route:
 
     __slots__ = (
         "calls",
+        "confirms",
         "handlers",
         "has_async",
         "listening",
@@ -70,6 +71,8 @@ class Route:
         self.reentrant: Final = spec.reentrant if spec else False
         self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
         self.plain: Final = not self.payload_check and not self.taps
+        self.confirms: Final = any(getattr(tap, "confirms", False) for tap in self.taps)
+        """A tap of the route may return a confirmation that emissions wait for."""
         """Nothing to check or record before dispatch: the emit fast path applies."""
 
 

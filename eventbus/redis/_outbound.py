@@ -1,13 +1,23 @@
 """The outbound side of a Redis bridge: a tap on the bus that encodes each
 forwarded emission, and a writer that appends them to the stream in order,
-a pipelined batch at a time."""
+a pipelined batch at a time.
+
+Every entry taken gets a sequence number (``mark()`` is the last one given):
+``sent_up_to(mark)`` waits until every entry up to ``mark`` has left the
+outbox. In confirmed mode (and, with ``when_full="wait"``, once the outbox is
+full) the tap hands the emission a confirmation, done when its entry is in
+the stream; the writer fails it with ``NotSentError`` after ``send_timeout``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import threading
+import time
 from collections import deque
-from typing import Final
+from typing import Any, Final
 
 from eventbus import Event
 from eventbus._names import key_matches
@@ -15,8 +25,24 @@ from eventbus._names import key_matches
 from ._entries import encode
 from ._link import Link
 from ._options import Options
+from ._trimming import TrimWatch
 
-__all__ = ["Outbox"]
+__all__ = ["NotSentError", "Outbox", "OutboxFullError"]
+
+Waiter = asyncio.Future[None] | concurrent.futures.Future[None]
+Item = tuple[int, dict[str, str], Waiter | None, float]
+"""An entry in the outbox: (sequence number, fields, its emitter's waiter, deadline)."""
+
+
+class OutboxFullError(RuntimeError):
+    """An emission refused because the bridge's outbox holds ``max_outbox``
+    entries already (``when_full="raise"``): Redis is slow or unreachable."""
+
+
+class NotSentError(RuntimeError):
+    """A confirmed emission whose entry Redis did not take within ``send_timeout``
+    (or whose bridge stopped first). No handler ran; the entry is dropped from the
+    outbox unless it was already being sent (then it may still reach the stream)."""
 
 
 class Outbox:
@@ -24,20 +50,30 @@ class Outbox:
 
     As a tap (``eventbus.Tap``) it refuses a payload JSON cannot carry before any
     handler runs and queues the others; ``run`` sends them. Emissions may come
-    from any thread: appending to a deque is atomic, and the writer is woken
-    on its own loop.
+    from any thread: a lock keeps sequence numbers in queue order, and the writer
+    is woken on its own loop.
     """
 
     __slots__ = (
         "_batch",
+        "_confirm",
         "_flushes",
         "_group",
         "_idle",
         "_link",
+        "_lock",
         "_loop",
+        "_max",
         "_maxlen",
         "_queue",
+        "_sending",
+        "_settled",
+        "_taken",
+        "_timeout",
+        "_trims",
+        "_wait_when_full",
         "_wakeup",
+        "confirms",
         "patterns",
     )
 
@@ -47,14 +83,25 @@ class Outbox:
         self._group: Final = options.group or ""  # the origin of its entries: that group skips them
         self._batch: Final = options.batch
         self._maxlen: Final = options.maxlen
-        self._queue: Final[deque[dict[str, str]]] = deque()
+        self._confirm: Final = options.confirm
+        self._max: Final = options.max_outbox
+        self._wait_when_full: Final = options.when_full == "wait"
+        self._timeout: Final = options.send_timeout
+        self.confirms: Final = self._confirm or self._wait_when_full
+        """Read by the bus (see ``eventbus.Tap``): ``take`` may return a confirmation."""
+        self._trims: Final = TrimWatch(link) if options.maxlen is not None else None
+        self._queue: Final[deque[Item]] = deque()
+        self._sending: list[Item] = []  # taken off the queue by the writer, being sent
+        self._lock: Final = threading.Lock()
+        self._taken = 0  # the sequence number of the last entry taken
+        self._settled = 0  # every entry up to this one has left the outbox
         self._idle = False  # the writer waits for entries: wake it when one comes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._flushes: list[tuple[int, asyncio.Future[None]]] = []
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._sending)
 
     # The tap protocol.
 
@@ -62,13 +109,29 @@ class Outbox:
         return any(key_matches(pattern, name) for pattern in self.patterns)
 
     def prepare(self, event: Event, chain: tuple[str, ...]) -> dict[str, str]:
+        if not self._wait_when_full and len(self) >= self._max:
+            raise OutboxFullError(
+                f"cannot forward {event.name!r}: the outbox of the bridge to "
+                f"{self._link.stream!r} holds max_outbox={self._max} emissions that Redis "
+                "has not taken yet (it is slow or unreachable)"
+            )
         return encode(event, chain, self._group, self._link.stream)
 
-    def take(self, fields: dict[str, str]) -> None:
-        self._queue.append(fields)
+    def take(self, fields: dict[str, str]) -> Waiter | None:
+        waiter: Waiter | None = None
+        with self._lock:
+            if self._confirm or (self._wait_when_full and len(self) >= self._max):
+                loop = self._loop
+                if loop is not None and asyncio._get_running_loop() is loop:
+                    waiter = loop.create_future()
+                else:  # another thread, or another loop: waited for through a thread-safe future
+                    waiter = concurrent.futures.Future()
+            self._taken += 1
+            self._queue.append((self._taken, fields, waiter, time.monotonic() + self._timeout))
         if self._idle:
             self._idle = False
             self._wake()
+        return waiter
 
     def _wake(self) -> None:
         loop, wakeup = self._loop, self._wakeup
@@ -82,14 +145,30 @@ class Outbox:
 
     # The writer.
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the writer runs on (before the tap is added: see ``take``)."""
+        self._loop = loop
+        self._wakeup = asyncio.Event()
+
     async def run(self, stopping: asyncio.Event) -> None:
         """Send queued entries until ``stopping`` is set and none is left.
 
         An unreachable server is retried (entries stay queued, in order); a
-        batch resent after a lost reply may be in the stream twice.
+        batch resent after a lost reply may be in the stream twice. Confirmed
+        entries not sent within ``send_timeout`` fail their emission.
         """
-        self._loop = asyncio.get_running_loop()
-        wakeup = self._wakeup = asyncio.Event()
+        if self._loop is None:
+            self.bind(asyncio.get_running_loop())
+        expiring = asyncio.create_task(self._expire_loop()) if self.confirms else None
+        try:
+            await self._write(stopping)
+        finally:
+            if expiring is not None:
+                expiring.cancel()
+
+    async def _write(self, stopping: asyncio.Event) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
         queue, link = self._queue, self._link
         failures = 0
         while True:
@@ -102,47 +181,128 @@ class Outbox:
                     await wakeup.wait()
                 self._idle = False
                 continue
-            count = min(len(queue), self._batch)
-            entries = [queue[index] for index in range(count)]
+            batch = self._next_batch()
+            if not batch:
+                self._wake_flushes()  # only expired entries: dropped
+                continue
+            trims = self._trims
+            checking = trims is not None and trims.due()
             try:
                 async with link.client.pipeline(transaction=False) as pipe:
-                    for fields in entries:
+                    for _, fields, _, _ in batch:
                         pipe.xadd(link.stream, fields, maxlen=self._maxlen, approximate=True)
-                    await pipe.execute()
+                    if checking:
+                        assert trims is not None
+                        trims.ask(pipe)
+                    replies = await pipe.execute(raise_on_error=not checking)
             except Exception as error:
+                self._sending = []
+                queue.extendleft(reversed(batch))
                 failures = await link.recover(error, failures)
                 continue
+            self._sending = []
             link.server_up()
             failures = 0
-            for _ in range(count):
-                queue.popleft()
-            link.counts["forwarded"] += count
-            link.log.debug("eventbus.redis.forwarded", stream=link.stream, count=count)
+            if checking:
+                assert trims is not None
+                self._check_added(replies[: len(batch)])
+                trims.read(replies[len(batch) :])
+            self._settled = batch[-1][0]
+            for _, _, waiter, _ in batch:
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+            link.counts["forwarded"] += len(batch)
+            link.log.debug("eventbus.redis.forwarded", stream=link.stream, count=len(batch))
             self._wake_flushes()
+
+    def _next_batch(self) -> list[Item]:
+        """Up to ``batch`` entries off the queue (into ``_sending``), skipping the
+        confirmed ones that already failed (expired: their emitter was told)."""
+        queue = self._queue
+        batch: list[Item] = []
+        while queue and len(batch) < self._batch:
+            item = queue.popleft()
+            waiter = item[2]
+            if waiter is not None and waiter.done():
+                self._settled = item[0]
+                continue
+            batch.append(item)
+        self._sending = batch
+        return batch
+
+    @staticmethod
+    def _check_added(replies: list[Any]) -> None:
+        """With ``raise_on_error=False``, a refused ``XADD`` comes back as a reply."""
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+
+    async def _expire_loop(self) -> None:
+        period = min(1.0, self._timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            self.expire(time.monotonic())
+
+    def expire(self, now: float) -> None:
+        """Fail the waiters of confirmed entries older than ``send_timeout``."""
+        error: NotSentError | None = None
+        for items in (self._sending, self._queue):
+            for _, fields, waiter, deadline in items:
+                if deadline > now:
+                    return  # deadlines grow along the outbox
+                if waiter is None or waiter.done():
+                    continue
+                if error is None:
+                    error = NotSentError(
+                        f"Redis did not take the entry of {fields.get('name')!r} within "
+                        f"send_timeout={self._timeout} s (stream {self._link.stream!r}; "
+                        "the server is slow or unreachable)"
+                    )
+                _fail(waiter, error)
 
     def stop(self) -> None:
         """Wake the writer so that it sees it must stop."""
         self._idle = False
         self._wake()
 
-    async def flush(self) -> None:
-        """Wait until every entry queued so far is in the stream."""
-        if not self._queue:
+    # Waiting for the stream.
+
+    def mark(self) -> int:
+        """The sequence number of the last entry taken so far (0: none yet)."""
+        return self._taken
+
+    async def sent_up_to(self, mark: int) -> None:
+        """Wait until every entry taken up to ``mark`` (see ``mark()``) has left the
+        outbox: appended to the stream, or, for a confirmed one, failed visibly to
+        its emitter. Raises ``RuntimeError`` if the bridge stops with it unsent."""
+        if self._done() >= mark:
             return
-        target = self._link.counts["forwarded"] + len(self._queue)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flushes.append((target, waiter))
+        self._flushes.append((mark, waiter))
         await waiter
 
+    async def flush(self) -> None:
+        """Wait until every entry queued so far is in the stream."""
+        await self.sent_up_to(self.mark())
+
     def fail_flushes(self, error: Exception) -> None:
-        """The writer stopped with entries left: every waiting ``flush`` raises ``error``."""
+        """The writer stopped with entries left: every waiting ``sent_up_to`` and
+        every confirmed emission still waiting raises ``error``."""
         flushes, self._flushes = self._flushes, []
         for _, waiter in flushes:
             if not waiter.done():
                 waiter.set_exception(error)
+        for _, _, item_waiter, _ in self._queue:
+            if item_waiter is not None and not item_waiter.done():
+                _fail(item_waiter, NotSentError(str(error)))
+
+    def _done(self) -> int:
+        """Every entry up to this sequence number has left the outbox."""
+        with self._lock:  # an entry taken in another thread is counted and queued at once
+            return self._settled if self._queue or self._sending else self._taken
 
     def _wake_flushes(self) -> None:
-        done = self._link.counts["forwarded"]
+        done = self._done()
         still: list[tuple[int, asyncio.Future[None]]] = []
         for target, waiter in self._flushes:
             if target > done:
@@ -150,3 +310,8 @@ class Outbox:
             elif not waiter.done():
                 waiter.set_result(None)
         self._flushes = still
+
+
+def _fail(waiter: Waiter, error: Exception) -> None:
+    with contextlib.suppress(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
+        waiter.set_exception(error)
