@@ -60,6 +60,8 @@ class TrimWatch:
         for group in groups:
             name = text(group["name"])
             read = group.get("entries-read")
+            if read is None and text(group.get("last-delivered-id") or "") == "0-0":
+                read = 0  # a group that has read nothing (Redis leaves the count unset)
             if added is None or read is None:
                 self._check_old_server(name, stream, group)
                 continue
