@@ -183,7 +183,7 @@ class RedisBridge:
         if consumer is not None:
             try:
                 await consumer.create_group()
-                await remove_stale(self._link, self._stale_after_ms)
+                await self._remove_stale()
             except DOWN as error:
                 consumer.group_ready = False
                 self._link.server_down(error)
@@ -245,6 +245,15 @@ class RedisBridge:
                 await consumer.finish()
         except TimeoutError:
             consumer.report_unacked()
+
+    async def _remove_stale(self) -> None:
+        """Remove the names of consumers gone without a clean stop (best effort)."""
+        try:
+            await remove_stale(self._link, self._stale_after_ms)
+        except redis.ResponseError as error:
+            self._link.log.warning(
+                "eventbus.redis.error", error=describe(error), **self._link.where()
+            )
 
     async def _leave(self, timeout: float | None) -> None:
         """Remove this consumer from the group, unless entries are pending at it."""

@@ -195,9 +195,11 @@ class Outbox:
                         assert trims is not None
                         trims.ask(pipe)
                     replies = await pipe.execute(raise_on_error=not checking)
-            except Exception as error:
+            except BaseException as error:
                 self._sending = []
-                queue.extendleft(reversed(batch))
+                queue.extendleft(reversed(batch))  # in order, for the next try or start
+                if not isinstance(error, Exception):
+                    raise  # cancelled: stop() reports what is left
                 failures = await link.recover(error, failures)
                 continue
             self._sending = []

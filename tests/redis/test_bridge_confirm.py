@@ -241,3 +241,21 @@ async def test_bad_producer_options_are_refused(
 ) -> None:
     with pytest.raises(error, match=message):
         RedisBridge(EventBus("shop"), redis_client, forward="order.*", **options)
+
+
+async def test_a_confirmed_emission_waiting_when_the_bridge_stops_raises_not_sent_error(
+    unreachable_client: Redis,
+) -> None:
+    bus = EventBus("shop")
+    ran = recording(bus)
+    bridge = RedisBridge(
+        bus, unreachable_client, forward="order.*", confirm=True, send_timeout=WAIT
+    )
+    await bridge.start()
+    emission = asyncio.ensure_future(bus.emit("order.placed"))
+    await asyncio.sleep(0)  # the emission is taken and waits for Redis
+    await bridge.stop(timeout=0.1)
+
+    with pytest.raises(NotSentError, match="is not running"):
+        await asyncio.wait_for(emission, WAIT)
+    assert ran == []
