@@ -315,7 +315,7 @@ class EventBus:
                 raise scrubbed(error) from None
         life = self._lifecycle
         running = _get_running_loop()
-        if running is not None and (route.has_async or route.confirms):
+        if running is not None and route.needs_loop:
             try:
                 self._admission.refuse_async_in_loop(route, current_frame.get())
             except Exception as error:

@@ -39,6 +39,7 @@ class Route:
         "listening",
         "muted",
         "name",
+        "needs_loop",
         "payload_check",
         "plain",
         "reentrant",
@@ -73,6 +74,8 @@ class Route:
         self.plain: Final = not self.payload_check and not self.taps
         self.confirms: Final = any(getattr(tap, "confirms", False) for tap in self.taps)
         """A tap of the route may return a confirmation that emissions wait for."""
+        self.needs_loop: Final = self.has_async or self.confirms
+        """``emit_sync`` cannot run this route inside a running loop's thread."""
         """Nothing to check or record before dispatch: the emit fast path applies."""
 
 
