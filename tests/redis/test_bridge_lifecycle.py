@@ -140,3 +140,26 @@ async def test_the_fastapi_recipe_shuts_down_with_nothing_pending_and_no_consume
 
     assert await pending_entries(redis_client, group="web") == []
     assert await consumers_of(redis_client, "web") == {}
+
+
+async def test_an_entry_read_while_the_consumer_stops_is_handled_and_acked_before_it_leaves(
+    bus: EventBus, redis_client: Redis, watch: Watch
+) -> None:
+    bus.on("order.placed", watch.record)
+    bridge = consumer(bus, redis_client, consumer="c1", block=30.0)
+    await bridge.start()
+    while not await blocked_in_read(redis_client):
+        await asyncio.sleep(0.01)  # the condition is the server's view of the connection
+    stopping = asyncio.ensure_future(bridge.stop())
+    await asyncio.sleep(0)  # stop() has begun: reading is over, the read in progress is not
+    await redis_client.xadd(STREAM, entry(id="late"))
+    await asyncio.wait_for(stopping, 60)
+
+    assert [event.id for event in watch.handled] == ["late"]
+    assert await pending_entries(redis_client) == []
+    assert await consumers_of(redis_client) == {}
+
+
+async def blocked_in_read(client: Redis) -> bool:
+    clients: Any = await client.client_list()
+    return any(str(info.get("cmd", "")).lower() == "xreadgroup" for info in clients)
