@@ -283,6 +283,11 @@ class Outbox:
         self._flushes.append((mark, waiter))
         await waiter
 
+    async def wait_forwarded(self, mark: int) -> None:
+        """``sent_up_to``, under the name the consumer side knows it by (it
+        acknowledges an entry only once what its handlers forwarded is sent)."""
+        await self.sent_up_to(mark)
+
     async def flush(self) -> None:
         """Wait until every entry queued so far is in the stream."""
         await self.sent_up_to(self.mark())

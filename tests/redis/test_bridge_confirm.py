@@ -259,3 +259,15 @@ async def test_a_confirmed_emission_waiting_when_the_bridge_stops_raises_not_sen
     with pytest.raises(NotSentError, match="is not running"):
         await asyncio.wait_for(emission, WAIT)
     assert ran == []
+
+
+async def test_the_outbox_waits_for_a_mark_under_the_consumer_sides_name_too(
+    redis_client: Redis,
+) -> None:
+    bus = EventBus("shop")
+    bridge = RedisBridge(bus, redis_client, forward="order.*")
+    async with bridge:
+        report = await bus.emit("order.placed")
+        await asyncio.wait_for(bridge._outbox.wait_forwarded(bridge._outbox.mark()), WAIT)
+
+        assert await ids_in(redis_client) == [report.event.id]
