@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import threading
 import time
 from collections import deque
@@ -247,20 +248,23 @@ class Outbox:
 
     def expire(self, now: float) -> None:
         """Fail the waiters of confirmed entries older than ``send_timeout``."""
-        error: NotSentError | None = None
-        for items in (self._sending, self._queue):
-            for _, fields, waiter, deadline in items:
+        expired: list[tuple[str | None, Waiter]] = []
+        with self._lock:  # another thread may be appending to the queue
+            for item in itertools.chain(self._sending, self._queue):
+                _, fields, waiter, deadline = item
                 if deadline > now:
-                    return  # deadlines grow along the outbox
-                if waiter is None or waiter.done():
-                    continue
-                if error is None:
-                    error = NotSentError(
-                        f"Redis did not take the entry of {fields.get('name')!r} within "
-                        f"send_timeout={self._timeout} s (stream {self._link.stream!r}; "
-                        "the server is slow or unreachable)"
-                    )
-                _fail(waiter, error)
+                    break  # deadlines grow along the outbox
+                if waiter is not None and not waiter.done():
+                    expired.append((fields.get("name"), waiter))
+        for name, waiter in expired:
+            _fail(
+                waiter,
+                NotSentError(
+                    f"Redis did not take the entry of {name!r} within "
+                    f"send_timeout={self._timeout} s (stream {self._link.stream!r}; "
+                    "the server is slow or unreachable)"
+                ),
+            )
 
     def stop(self) -> None:
         """Wake the writer so that it sees it must stop."""
@@ -299,8 +303,10 @@ class Outbox:
         for _, waiter in flushes:
             if not waiter.done():
                 waiter.set_exception(error)
-        for _, _, item_waiter, _ in self._queue:
-            if item_waiter is not None and not item_waiter.done():
+        with self._lock:
+            waiters = [item[2] for item in self._queue if item[2] is not None]
+        for item_waiter in waiters:
+            if not item_waiter.done():
                 _fail(item_waiter, NotSentError(str(error)))
 
     def _done(self) -> int:

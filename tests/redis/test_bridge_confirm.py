@@ -5,6 +5,7 @@ raises ``NotSentError``), the bounded outbox of the asynchronous mode (``max_out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +35,16 @@ async def unreachable_client() -> AsyncIterator[Redis]:
     client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
     yield client
     await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def briefly(bridge: RedisBridge) -> AsyncIterator[RedisBridge]:
+    """The bridge, running; stopped without waiting for a server that never answers."""
+    await bridge.start()
+    try:
+        yield bridge
+    finally:
+        await bridge.stop(timeout=0.1)
 
 
 def recording(bus: EventBus) -> list[Event]:
@@ -68,13 +79,32 @@ async def test_concurrent_confirmed_emitters_share_pipelined_round_trips(
     assert len(batches) < 300
 
 
+async def test_confirmed_emissions_from_threads_and_tasks_at_once_are_all_in_the_stream(
+    redis_client: Redis,
+) -> None:
+    bus = EventBus("shop")
+
+    def from_thread(thread: int) -> list[str]:
+        return [bus.emit_sync("order.placed", thread=thread, n=n).event.id for n in range(50)]
+
+    async with RedisBridge(bus, redis_client, forward="order.*", confirm=True):
+        threads = [asyncio.to_thread(from_thread, thread) for thread in range(4)]
+        tasks = [bus.emit("order.placed", n=n) for n in range(50)]
+        done = await asyncio.wait_for(asyncio.gather(*threads, *tasks), WAIT)
+        stream = await ids_in(redis_client)
+
+    confirmed = [i for ids in done[:4] for i in ids] + [report.event.id for report in done[4:]]
+    assert len(confirmed) == 250
+    assert sorted(stream) == sorted(confirmed)
+
+
 async def test_a_confirmed_emission_redis_does_not_take_raises_not_sent_error_and_runs_nothing(
     emit: Emitter, unreachable_client: Redis
 ) -> None:
     bus = EventBus("shop")
     ran = recording(bus)
     bridge = RedisBridge(bus, unreachable_client, forward="order.*", confirm=True, send_timeout=0.1)
-    async with bridge:
+    async with briefly(bridge):
         with pytest.raises(NotSentError, match=r"'order.placed'.*send_timeout=0.1 s"):
             await asyncio.wait_for(emit(bus, "order.placed", total=12), WAIT)
 
@@ -141,7 +171,9 @@ async def test_a_full_outbox_refuses_an_emission_with_outbox_full_error_before_h
 ) -> None:
     bus = EventBus("shop")
     ran = recording(bus)
-    async with RedisBridge(bus, unreachable_client, forward="order.*", max_outbox=2) as bridge:
+    async with briefly(
+        RedisBridge(bus, unreachable_client, forward="order.*", max_outbox=2)
+    ) as bridge:
         await emit(bus, "order.placed", n=1)
         await emit(bus, "order.placed", n=2)
         with pytest.raises(OutboxFullError, match="max_outbox=2"):
@@ -179,7 +211,7 @@ async def test_with_when_full_wait_an_emission_fails_after_send_timeout(
     bridge = RedisBridge(
         bus, unreachable_client, forward="order.*", max_outbox=1, when_full="wait", send_timeout=0.1
     )
-    async with bridge:
+    async with briefly(bridge):
         await bus.emit("order.placed", n=1)
         with pytest.raises(NotSentError):
             await asyncio.wait_for(bus.emit("order.placed", n=2), WAIT)
@@ -194,7 +226,7 @@ async def test_flush_with_a_timeout_raises_timeout_error_naming_what_is_left(
     unreachable_client: Redis,
 ) -> None:
     bus = EventBus("shop")
-    async with RedisBridge(bus, unreachable_client, forward="order.*") as bridge:
+    async with briefly(RedisBridge(bus, unreachable_client, forward="order.*")) as bridge:
         await bus.emit("order.placed")
         with pytest.raises(TimeoutError, match="1 forwarded emissions are still not in the stream"):
             await bridge.flush(timeout=0.05)
