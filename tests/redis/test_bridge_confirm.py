@@ -126,6 +126,26 @@ async def test_a_confirmed_emission_that_failed_is_not_sent_when_redis_is_back(
         assert await ids_in(client) == [second.event.id]
 
 
+async def test_a_confirmed_emission_cancelled_before_redis_took_it_is_not_sent(
+    own_redis_server: RedisServer, new_client: ClientFactory, watch: Watch
+) -> None:
+    bus = EventBus("shop")
+    ran = recording(bus)
+    client = new_client()
+    async with RedisBridge(bus, client, forward="order.*", confirm=True, send_timeout=WAIT):
+        own_redis_server.kill()
+        emission = asyncio.ensure_future(bus.emit("order.placed", n=1))
+        await watch.until(lambda: bool(watch.logged("eventbus.redis.connection_lost")))
+        emission.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await emission
+        own_redis_server.restart()
+        second = await asyncio.wait_for(bus.emit("order.placed", n=2), WAIT)
+
+        assert await ids_in(client) == [second.event.id]
+    assert [event["n"] for event in ran] == [2]
+
+
 async def test_emit_sync_of_a_confirmed_event_inside_the_running_loop_is_refused(
     redis_client: Redis,
 ) -> None:
