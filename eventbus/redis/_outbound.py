@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import itertools
-import threading
 import time
 from collections import deque
 from typing import Any, Final
@@ -31,8 +30,23 @@ from ._trimming import TrimWatch
 __all__ = ["NotSentError", "Outbox", "OutboxFullError"]
 
 Waiter = asyncio.Future[None] | concurrent.futures.Future[None]
-Item = tuple[int, dict[str, str], Waiter | None, float]
-"""An entry in the outbox: (sequence number, fields, its emitter's waiter, deadline)."""
+
+
+class Waited:
+    """An entry whose emitter waits for it: its fields, the emitter's waiter, and
+    when the waiter fails (``send_timeout`` after the entry was taken)."""
+
+    __slots__ = ("deadline", "fields", "waiter")
+
+    def __init__(self, fields: dict[str, str], waiter: Waiter, deadline: float) -> None:
+        self.fields: Final = fields
+        self.waiter: Final = waiter
+        self.deadline: Final = deadline
+
+
+Item = dict[str, str] | Waited
+"""An entry in the outbox: its fields, or (someone waits for it) a ``Waited``.
+Plain fields for the others keep the asynchronous mode as cheap as it was."""
 
 
 class OutboxFullError(RuntimeError):
@@ -51,8 +65,9 @@ class Outbox:
 
     As a tap (``eventbus.Tap``) it refuses a payload JSON cannot carry before any
     handler runs and queues the others; ``run`` sends them. Emissions may come
-    from any thread: a lock keeps sequence numbers in queue order, and the writer
-    is woken on its own loop.
+    from any thread: appending to a deque is atomic, the count of entries taken
+    is only ever read as a lower bound (see ``_done``), and the writer is woken
+    on its own loop.
     """
 
     __slots__ = (
@@ -62,13 +77,11 @@ class Outbox:
         "_group",
         "_idle",
         "_link",
-        "_lock",
         "_loop",
         "_max",
         "_maxlen",
         "_queue",
         "_sending",
-        "_settled",
         "_taken",
         "_timeout",
         "_trims",
@@ -93,9 +106,7 @@ class Outbox:
         self._trims: Final = TrimWatch(link) if options.maxlen is not None else None
         self._queue: Final[deque[Item]] = deque()
         self._sending: list[Item] = []  # taken off the queue by the writer, being sent
-        self._lock: Final = threading.Lock()
-        self._taken = 0  # the sequence number of the last entry taken
-        self._settled = 0  # every entry up to this one has left the outbox
+        self._taken = 0  # entries taken so far: the last one's sequence number
         self._idle = False  # the writer waits for entries: wake it when one comes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -110,7 +121,7 @@ class Outbox:
         return any(key_matches(pattern, name) for pattern in self.patterns)
 
     def prepare(self, event: Event, chain: tuple[str, ...]) -> dict[str, str]:
-        if not self._wait_when_full and len(self) >= self._max:
+        if len(self._queue) + len(self._sending) >= self._max and not self._wait_when_full:
             raise OutboxFullError(
                 f"cannot forward {event.name!r}: the outbox of the bridge to "
                 f"{self._link.stream!r} holds max_outbox={self._max} emissions that Redis "
@@ -120,15 +131,16 @@ class Outbox:
 
     def take(self, fields: dict[str, str]) -> Waiter | None:
         waiter: Waiter | None = None
-        with self._lock:
-            if self._confirm or (self._wait_when_full and len(self) >= self._max):
-                loop = self._loop
-                if loop is not None and asyncio._get_running_loop() is loop:
-                    waiter = loop.create_future()
-                else:  # another thread, or another loop: waited for through a thread-safe future
-                    waiter = concurrent.futures.Future()
-            self._taken += 1
-            self._queue.append((self._taken, fields, waiter, time.monotonic() + self._timeout))
+        if self._confirm or (self._wait_when_full and len(self) >= self._max):
+            loop = self._loop
+            if loop is not None and asyncio._get_running_loop() is loop:
+                waiter = loop.create_future()
+            else:  # another thread, or another loop: waited for through a thread-safe future
+                waiter = concurrent.futures.Future()
+            self._queue.append(Waited(fields, waiter, time.monotonic() + self._timeout))
+        else:
+            self._queue.append(fields)
+        self._taken += 1  # after the append: see _done
         if self._idle:
             self._idle = False
             self._wake()
@@ -190,7 +202,8 @@ class Outbox:
             checking = trims is not None and trims.due()
             try:
                 async with link.client.pipeline(transaction=False) as pipe:
-                    for _, fields, _, _ in batch:
+                    for item in batch:
+                        fields = item.fields if type(item) is Waited else item
                         pipe.xadd(link.stream, fields, maxlen=self._maxlen, approximate=True)
                     if checking:
                         assert trims is not None
@@ -210,10 +223,9 @@ class Outbox:
                 assert trims is not None
                 self._check_added(replies[: len(batch)])
                 trims.read(replies[len(batch) :])
-            self._settled = batch[-1][0]
-            for _, _, waiter, _ in batch:
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+            for item in batch:
+                if type(item) is Waited and not item.waiter.done():
+                    item.waiter.set_result(None)
             link.counts["forwarded"] += len(batch)
             link.log.debug("eventbus.redis.forwarded", stream=link.stream, count=len(batch))
             self._wake_flushes()
@@ -225,10 +237,8 @@ class Outbox:
         batch: list[Item] = []
         while queue and len(batch) < self._batch:
             item = queue.popleft()
-            waiter = item[2]
-            if waiter is not None and waiter.done():
-                self._settled = item[0]
-                continue
+            if type(item) is Waited and item.waiter.done():
+                continue  # failed (expired or cancelled): its emitter was told; dropped
             batch.append(item)
         self._sending = batch
         return batch
@@ -249,13 +259,14 @@ class Outbox:
     def expire(self, now: float) -> None:
         """Fail the waiters of confirmed entries older than ``send_timeout``."""
         expired: list[tuple[str | None, Waiter]] = []
-        with self._lock:  # another thread may be appending to the queue
-            for item in itertools.chain(self._sending, self._queue):
-                _, fields, waiter, deadline = item
-                if deadline > now:
-                    break  # deadlines grow along the outbox
-                if waiter is not None and not waiter.done():
-                    expired.append((fields.get("name"), waiter))
+        # A copy: another thread may append meanwhile (list() copies at once, in C).
+        for item in itertools.chain(self._sending, list(self._queue)):
+            if type(item) is not Waited:
+                continue
+            if item.deadline > now:
+                break  # the deadlines of waited-for entries grow along the outbox
+            if not item.waiter.done():
+                expired.append((item.fields.get("name"), item.waiter))
         for name, waiter in expired:
             _fail(
                 waiter,
@@ -303,16 +314,19 @@ class Outbox:
         for _, waiter in flushes:
             if not waiter.done():
                 waiter.set_exception(error)
-        with self._lock:
-            waiters = [item[2] for item in self._queue if item[2] is not None]
+        waiters = [item.waiter for item in list(self._queue) if type(item) is Waited]
         for item_waiter in waiters:
             if not item_waiter.done():
                 _fail(item_waiter, NotSentError(str(error)))
 
     def _done(self) -> int:
-        """Every entry up to this sequence number has left the outbox."""
-        with self._lock:  # an entry taken in another thread is counted and queued at once
-            return self._settled if self._queue or self._sending else self._taken
+        """Every entry up to this sequence number has left the outbox.
+
+        Read on the writer's loop, while other threads may be taking entries:
+        ``take`` counts an entry after queueing it, so the answer may fall short
+        for a moment (a wait lasts a batch longer), never overshoot."""
+        taken = self._taken
+        return taken - len(self._queue) - len(self._sending)
 
     def _wake_flushes(self) -> None:
         done = self._done()
