@@ -969,6 +969,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--markdown", action="store_true", help="print the table as Markdown instead of plain text"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--producer",
+        action="store_true",
+        help="the producer rows only (benchmarks.redis_producer): confirmed producer "
+        "beside raw pipelined XADD; --quick, --events and --rounds apply",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -1040,6 +1046,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main()
+    if args.producer:
+        from benchmarks import redis_producer
+
+        producer_args = ["--quick"] if args.quick else []
+        producer_args += ["--events", str(args.events)] if args.events else []
+        producer_args += ["--rounds", str(args.rounds)] if args.rounds else []
+        return redis_producer.main(producer_args)
     settings = settings_from(args)
     quiet: bool = args.quiet
 

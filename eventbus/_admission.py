@@ -21,21 +21,30 @@ from ._lifecycle import Lifecycle
 from ._logging import BusLog
 from ._names import check_name
 from ._routes import Route
-from ._taps import Tap
+from ._taps import Confirmation, Tap, confirmed, confirmed_sync
 
 __all__ = ["Admission", "show_taps"]
 
 
-def show_taps(taps: tuple[Tap, ...], event: Event, parent: Frame | None) -> None:
-    """Every tap prepares first (any may refuse the emission), then all take."""
+def show_taps(
+    taps: tuple[Tap, ...],
+    event: Event,
+    parent: Frame | None,
+    waits: list[Confirmation] | None = None,
+) -> None:
+    """Every tap prepares first (any may refuse the emission), then all take;
+    the confirmations of confirming taps go to ``waits`` (given for confirming
+    routes only)."""
     chain = chain_names(parent)
-    if len(taps) == 1:
+    if len(taps) == 1 and waits is None:
         tap = taps[0]
         tap.take(tap.prepare(event, chain))
         return
     prepared = [tap.prepare(event, chain) for tap in taps]
     for tap, item in zip(taps, prepared, strict=True):
-        tap.take(item)
+        confirmation = tap.take(item)
+        if waits is not None and confirmation is not None:
+            waits.append(confirmation)
 
 
 @final
@@ -51,13 +60,19 @@ class Admission:
         self._log: Final = log
 
     def admit(
-        self, route: Route, payload: dict[str, Any], source: str | None, parent: Frame | None
+        self,
+        route: Route,
+        payload: dict[str, Any],
+        source: str | None,
+        parent: Frame | None,
+        waits: list[Confirmation] | None = None,
     ) -> Event:
         """Make the event of an emission that needs checking, or refuse it.
 
         The caller has already counted the emission as in flight; the emit
         fast path (top-level, no payload check, no tap, no source, open bus)
-        does not come here.
+        does not come here. For a confirming route the caller passes ``waits``,
+        which receives the confirmations to wait for before dispatch.
         """
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, not {type(source).__name__}")
@@ -73,7 +88,25 @@ class Admission:
             fields = (route.name, payload, source, next_serial(), parent_event.id, depth, time())
         event = new_event(Event, fields)
         if route.taps:
-            show_taps(route.taps, event, parent)
+            show_taps(route.taps, event, parent, waits)
+        return event
+
+    async def admit_confirmed(
+        self, route: Route, payload: dict[str, Any], source: str | None, parent: Frame | None
+    ) -> Event:
+        """``admit`` for a confirming route: wait for its taps' confirmations."""
+        waits: list[Confirmation] = []
+        event = self.admit(route, payload, source, parent, waits)
+        await confirmed(waits)
+        return event
+
+    def admit_blocking(
+        self, route: Route, payload: dict[str, Any], source: str | None, parent: Frame | None
+    ) -> Event:
+        """``admit_confirmed`` for ``emit_sync`` outside a running loop: blocks the thread."""
+        waits: list[Confirmation] = []
+        event = self.admit(route, payload, source, parent, waits)
+        confirmed_sync(waits)
         return event
 
     def check(
@@ -96,23 +129,36 @@ class Admission:
             self._refuse_if_looping(route, depth, chain)
 
     def receive(
-        self, route: Route, event: Event, chain: tuple[str, ...], skip: Tap | None
+        self,
+        route: Route,
+        event: Event,
+        chain: tuple[str, ...],
+        skip: Tap | None,
+        waits: list[Confirmation] | None = None,
     ) -> Frame | None:
         """Check an event made in another process as a top-level emission (no
         handler of this bus emitted it), show it to every tap but ``skip``, and
-        return frames standing for ``chain``, the emissions that led to it there."""
+        return frames standing for ``chain``, the emissions that led to it there
+        (``waits`` as for ``admit``)."""
         ancestors = stand_in_chain(self.owner, tuple(check_name(name) for name in chain), event)
         self.check(route, event.payload, event.depth, ancestors, None)
         taps = tuple(tap for tap in route.taps if tap is not skip)
         if taps:
-            show_taps(taps, event, ancestors)
+            show_taps(taps, event, ancestors, waits)
         return ancestors
 
     def refuse_async_in_loop(self, route: Route, parent: Frame | None) -> NoReturn:
         """``emit_sync`` in a running loop's thread cannot run the route's async
-        handlers: say which, and whose (their ``owner``), and what to use instead."""
+        handlers (nor wait for a confirming tap): say which, and whose (their
+        ``owner``), and what to use instead."""
         if self._lifecycle.closing:
             self.refuse_if_closed(route.name, parent)
+        if not route.has_async:
+            confirming = ", ".join(repr(tap) for tap in route.taps if getattr(tap, "confirms", 0))
+            raise RuntimeError(
+                f"emit_sync({route.name!r}) inside a running event loop cannot wait for the "
+                f"confirmation of {confirming}; use `await bus.emit(...)` or `bus.publish(...)`"
+            )
         async_handlers = ", ".join(
             info.name if info.owner is None else f"{info.name} (owner {info.owner!r})"
             for info in route.handlers

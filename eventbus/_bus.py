@@ -39,7 +39,7 @@ from ._names import check_name, check_pattern
 from ._options import DEFAULTS, OnceOptions, Options, SubscribeOptions, options_from
 from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route, Router
-from ._taps import Tap
+from ._taps import Confirmation, Tap, confirmed
 from ._testing import Recorder, RecordingTap
 from ._topic import Topic, TopicDecorator, resolve
 
@@ -369,7 +369,12 @@ class EventBus:
                 )
             else:
                 try:
-                    event = self._admission.admit(route, payload, source, parent)
+                    if route.confirms:  # a tap's confirmation is awaited before dispatch
+                        event = await self._admission.admit_confirmed(
+                            route, payload, source, parent
+                        )
+                    else:
+                        event = self._admission.admit(route, payload, source, parent)
                 except Exception as error:
                     del payload  # tracebacks rendered with locals must not show it
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
@@ -475,7 +480,7 @@ class EventBus:
             return report
         life = self._lifecycle
         parent = current_frame.get()
-        if route.has_async and _get_running_loop() is not None:
+        if route.needs_loop and _get_running_loop() is not None:
             try:
                 self._admission.refuse_async_in_loop(route, parent)
             except Exception as error:
@@ -490,7 +495,10 @@ class EventBus:
                 )
             else:
                 try:
-                    event = self._admission.admit(route, payload, source, parent)
+                    if route.confirms:  # a tap's confirmation is waited for before dispatch
+                        event = self._admission.admit_blocking(route, payload, source, parent)
+                    else:
+                        event = self._admission.admit(route, payload, source, parent)
                 except Exception as error:
                     del payload  # tracebacks rendered with locals must not show it
                     raise scrubbed(error)  # noqa: B904 - the same error, raised again
@@ -563,14 +571,15 @@ class EventBus:
         parent = current_frame.get()
         life.inflight.append(None)  # counted until the task is done: see Lifecycle.keep
         try:
+            waits: list[Confirmation] | None = [] if route.confirms else None
             try:
-                event = self._admission.admit(route, payload, source, parent)
+                event = self._admission.admit(route, payload, source, parent, waits)
             except Exception as error:
                 del payload
                 raise scrubbed(error)  # noqa: B904 - the same error, raised again
             del payload
             task = loop.create_task(
-                self._deliver(route, event, parent), name=f"eventbus:{route.name}"
+                self._deliver(route, event, parent, waits=waits), name=f"eventbus:{route.name}"
             )
         except BaseException:
             life.finish_one()
@@ -663,11 +672,12 @@ class EventBus:
         life.adopt(_get_running_loop())
         life.inflight.append(None)
         try:
+            waits: list[Confirmation] | None = [] if route.confirms else None
             try:
-                ancestors = self._admission.receive(route, event, chain, skip)
+                ancestors = self._admission.receive(route, event, chain, skip, waits)
             except Exception as error:
                 raise scrubbed(error)  # noqa: B904 - the same error, raised again
-            return await self._deliver(route, event, ancestors, carried)
+            return await self._deliver(route, event, ancestors, carried, waits)
         finally:
             life.finish_one()
 
@@ -687,8 +697,12 @@ class EventBus:
         event: Event,
         parent: Frame | None,
         headers: Mapping[str, str] = NO_HEADERS,
+        waits: list[Confirmation] | None = None,
     ) -> EmitReport:
-        """Dispatch an admitted event and log it (``publish``, ``emit_received``)."""
+        """Dispatch an admitted event and log it (``publish``, ``emit_received``),
+        once its taps' confirmations (``waits``) are in."""
+        if waits:
+            await confirmed(waits)
         if route.intercept is not None:
             intercept = route.intercept
             report = await intercepted(intercept, self, route, event, parent, self._hooks, headers)

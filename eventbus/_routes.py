@@ -44,12 +44,14 @@ class Route:
 
     __slots__ = (
         "calls",
+        "confirms",
         "handlers",
         "has_async",
         "intercept",
         "listening",
         "muted",
         "name",
+        "needs_loop",
         "payload_check",
         "plain",
         "quiet",
@@ -88,6 +90,10 @@ class Route:
         """The declared data type's shape: every emission's data is built or checked."""
         self.plain: Final = not self.payload_check and not self.taps and self.shape is None
         """Nothing to check or record before dispatch: the emit fast path applies."""
+        self.confirms: Final = any(getattr(tap, "confirms", False) for tap in self.taps)
+        """A tap of the route may return a confirmation that emissions wait for."""
+        self.needs_loop: Final = self.has_async or self.confirms
+        """``emit_sync`` cannot run this route inside a running loop's thread."""
         self.intercept: Final = Interception.of(name, interceptors) if interceptors else None
         """The interceptors' hooks, or None: dispatch through ``_intercept`` when set."""
         self.quiet: Final = self.plain and not handlers and self.intercept is None

@@ -5,15 +5,26 @@ an emission (the bridge refuses a payload it cannot send), so every tap of a
 route first ``prepare``s, and only when all agreed does each one ``take``:
 an emission is either seen by all its taps or refused with none of them
 having kept it.
+
+A tap whose ``confirms`` attribute is true may return a *confirmation* from
+``take``: a future the emission waits for before any handler runs (the
+bridge's confirmed mode waits until Redis has the entry). Routes without
+such a tap never look for one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import Any, Protocol
 
 from ._event import Event
 
-__all__ = ["Tap"]
+__all__ = ["Confirmation", "Tap", "confirmed", "confirmed_sync"]
+
+Confirmation = asyncio.Future[Any] | concurrent.futures.Future[Any]
+"""What a confirming tap's ``take`` may return: the emission goes on when it is
+done, and raises its exception if it failed."""
 
 
 class Tap(Protocol):
@@ -29,6 +40,26 @@ class Tap(Protocol):
         whose handlers led to this one, outermost first (empty at top level)."""
         ...
 
-    def take(self, prepared: Any) -> None:
-        """Keep what ``prepare`` returned; must not fail."""
+    def take(self, prepared: Any) -> Any:
+        """Keep what ``prepare`` returned; must not fail. A tap with a true
+        ``confirms`` attribute may return a ``Confirmation`` (else None)."""
         ...
+
+
+async def confirmed(waits: list[Confirmation]) -> None:
+    """Wait for the confirmations of an emission (in a running loop)."""
+    for wait in waits:
+        await asyncio.wrap_future(wait)
+
+
+def confirmed_sync(waits: list[Confirmation]) -> None:
+    """Wait for the confirmations of an emission, blocking the thread (no running
+    loop in it: ``emit_sync`` refuses confirming routes inside one)."""
+    for wait in waits:
+        if isinstance(wait, concurrent.futures.Future):
+            wait.result()
+        else:
+            raise RuntimeError(
+                "a tap returned an asyncio future to emit_sync: only a "
+                "concurrent.futures.Future can be waited for outside its loop"
+            )

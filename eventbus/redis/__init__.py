@@ -17,7 +17,7 @@ import contextvars
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Self, final
+from typing import Any, Final, Literal, Self, final
 
 import structlog
 
@@ -25,11 +25,12 @@ from eventbus import EventBus
 
 from ._entries import text
 from ._inbound import Consumer
-from ._link import DOWN, Link, redis
+from ._link import DOWN, Link, describe, redis
+from ._membership import leave, remove_stale
 from ._options import check_options
-from ._outbound import Outbox
+from ._outbound import NotSentError, Outbox, OutboxFullError
 
-__all__ = ["BridgeStats", "RedisBridge"]
+__all__ = ["BridgeStats", "NotSentError", "OutboxFullError", "RedisBridge"]
 
 _CANCEL_CHECK: Final = 0.05
 """Seconds between cancellations of a task that must end: Python 3.11's
@@ -66,6 +67,9 @@ class BridgeStats:
     """Entries delivered to the group and not yet acknowledged (None: unknown)."""
     lag: int | None
     """Entries in the stream not yet delivered to the group (None: unknown)."""
+    trimmed_unread: int = 0
+    """Entries ``maxlen`` trimmed before a group of the stream had read them, as
+    this bridge's writer saw it (every group counts, not only this bridge's)."""
 
 
 @final
@@ -95,6 +99,10 @@ class RedisBridge:
         dead_letter: str | None = None,
         dedup_window: float | None = None,
         start_at: str = "$",
+        confirm: bool = False,
+        max_outbox: int = 100_000,
+        when_full: Literal["raise", "wait"] = "raise",
+        send_timeout: float = 10.0,
         logger: Any | None = None,
     ) -> None:
         options = check_options(
@@ -113,6 +121,10 @@ class RedisBridge:
             dead_letter=dead_letter,
             dedup_window=dedup_window,
             start_at=start_at,
+            confirm=confirm,
+            max_outbox=max_outbox,
+            when_full=when_full,
+            send_timeout=send_timeout,
         )
         self.stream: Final = options.stream
         self.group: Final = options.group
@@ -120,6 +132,8 @@ class RedisBridge:
         self.forward: Final = options.forward
         self.dead_letter: Final = options.dead_letter
         self.max_deliveries: Final = options.max_deliveries
+        self.confirm: Final = options.confirm
+        self._stale_after_ms: Final = 2 * options.min_idle_ms
         log = logger if logger is not None else structlog.get_logger("eventbus.redis")
         self._bus: Final = bus
         self._link: Final = Link(client, self.stream, self.group, self.consumer, log)
@@ -169,11 +183,13 @@ class RedisBridge:
         if consumer is not None:
             try:
                 await consumer.create_group()
+                await self._remove_stale()
             except DOWN as error:
                 consumer.group_ready = False
                 self._link.server_down(error)
             self._consuming = loop.create_task(consumer.run(self._stop_consuming), context=empty)
         if self.forward:
+            self._outbox.bind(loop)  # before the tap is added: confirmations need the loop
             self._writing = loop.create_task(self._outbox.run(self._stop_writing), context=empty)
             self._bus.add_tap(self._outbox)
         self._link.log.info(
@@ -181,11 +197,13 @@ class RedisBridge:
         )
 
     async def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop, in this order, within ``timeout`` seconds in all: finish the
-        entries in hand and acknowledge those that succeeded (the rest stay
-        pending for other consumers); stop forwarding; send what waits in the
-        outbox (what handlers emitted while finishing included). Harmless when
-        not running; a second call waits for the first."""
+        """Stop, in this order, within ``timeout`` seconds in all: stop reading
+        (a read in progress returns within ``block``), finish the entries in hand
+        and acknowledge those that succeeded (failed ones stay pending for
+        another delivery); stop forwarding; send what waits in the outbox (what
+        handlers emitted while finishing included); leave the group when nothing
+        is pending at this consumer. Harmless when not running; a second call
+        waits for the first."""
         if self._stopped is not None:
             await asyncio.shield(self._stopped)
             return
@@ -200,6 +218,8 @@ class RedisBridge:
             self._outbox.stop()
             if self._writing is not None:
                 await _finish(self._writing, left())
+            if self._consumer is not None:
+                await self._leave(left())
         finally:
             self._writing = self._consuming = None
             self._stopped.set_result(None)
@@ -216,12 +236,9 @@ class RedisBridge:
         task, consumer = self._consuming, self._consumer
         if task is None or consumer is None:
             return
+        # Not cancelled while it reads: a reply lost to a cancellation would leave
+        # the entries it carried pending here, delivered but never handled.
         self._stop_consuming.set()
-        while consumer.idle and not task.done():
-            # Waiting for new entries or for the server: nothing in hand. What the
-            # server hands over meanwhile stays pending for the other consumers.
-            task.cancel()
-            await asyncio.wait((task,), timeout=_CANCEL_CHECK)
         await _finish(task, left())
         try:
             async with asyncio.timeout(left()):
@@ -229,11 +246,51 @@ class RedisBridge:
         except TimeoutError:
             consumer.report_unacked()
 
-    async def flush(self) -> None:
-        """Wait until every emission forwarded so far is in the stream."""
+    async def _remove_stale(self) -> None:
+        """Remove the names of consumers gone without a clean stop (best effort)."""
+        try:
+            await remove_stale(self._link, self._stale_after_ms)
+        except redis.ResponseError as error:
+            self._link.log.warning(
+                "eventbus.redis.error", error=describe(error), **self._link.where()
+            )
+
+    async def _leave(self, timeout: float | None) -> None:
+        """Remove this consumer from the group, unless entries are pending at it."""
+        try:
+            async with asyncio.timeout(timeout):
+                await leave(self._link)
+        except (*DOWN, redis.ResponseError) as error:
+            self._link.log.warning(
+                "eventbus.redis.not_left", error=describe(error), **self._link.where()
+            )
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every emission forwarded so far is in the stream; after
+        ``timeout`` seconds (None: no limit), ``TimeoutError``."""
         if self._outbox and self._writing is None:
             raise self._not_running()
-        await self._outbox.flush()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._outbox.flush()
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self!r}: {len(self._outbox)} forwarded emissions are still not in the "
+                f"stream after {timeout} s (the server is slow or unreachable)"
+            ) from None
+
+    def mark(self) -> int:
+        """A mark of the emissions forwarded so far, for ``sent_up_to``."""
+        return self._outbox.mark()
+
+    async def sent_up_to(self, mark: int) -> None:
+        """Wait until every emission forwarded before ``mark()`` returned ``mark``
+        has left the outbox: in the stream, or (confirmed ones only) failed to
+        their emitter with ``NotSentError``. ``RuntimeError`` if the bridge stops
+        first with one of them unsent."""
+        if self._outbox and self._writing is None:
+            raise self._not_running()
+        await self._outbox.sent_up_to(mark)
 
     def _not_running(self) -> RuntimeError:
         return RuntimeError(

@@ -31,6 +31,7 @@ COUNTERS: Final = (
     "duplicates",
     "echoes",
     "connection_errors",
+    "trimmed_unread",
 )
 """What ``RedisBridge.stats()`` counts (see ``BridgeStats``)."""
 

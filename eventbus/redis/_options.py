@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ class Options:
     dead_letter: str
     dedup_ms: int | None
     start_at: str
+    confirm: bool
+    max_outbox: int
+    when_full: str
+    send_timeout: float
 
 
 def check_options(
@@ -54,6 +59,10 @@ def check_options(
     dead_letter: object,
     dedup_window: object,
     start_at: object,
+    confirm: object = False,
+    max_outbox: object = 100_000,
+    when_full: object = "raise",
+    send_timeout: object = 10.0,
 ) -> Options:
     """Check the arguments of ``RedisBridge`` (see its documentation); ``TypeError``
     or ``ValueError`` (``UnknownEventError`` for ``forward`` on a strict bus) name
@@ -69,7 +78,7 @@ def check_options(
     checked_stream = _check_key(stream, "stream")
     checked_group = None if group is None else _check_key(group, "group")
     checked_consumer = _check_key(
-        consumer if consumer is not None else f"{socket.gethostname()}-{os.getpid()}",
+        consumer if consumer is not None else default_consumer(),
         "consumer",
     )
     checked_forward = _check_forward(bus, forward)
@@ -85,6 +94,12 @@ def check_options(
     min_idle_ms = _milliseconds(min_idle, "min_idle")
     dedup_ms = None if dedup_window is None else _milliseconds(dedup_window, "dedup_window")
     checked_start_at = _check_start_at(start_at)
+    if not isinstance(confirm, bool):
+        raise TypeError(f"confirm must be a bool, not {type(confirm).__name__}")
+    checked_max_outbox = check_count(max_outbox, "max_outbox", minimum=1)
+    if when_full not in ("raise", "wait"):
+        raise ValueError(f"when_full must be 'raise' or 'wait', not {when_full!r}")
+    checked_send_timeout = _check_seconds(send_timeout, "send_timeout")
     if checked_retry_delay * 1000 >= min_idle_ms:
         raise ValueError(
             f"retry_delay ({retry_delay} s) must be shorter than min_idle ({min_idle} s): "
@@ -104,7 +119,18 @@ def check_options(
         dead_letter=checked_dead_letter,
         dedup_ms=dedup_ms,
         start_at=checked_start_at,
+        confirm=confirm,
+        max_outbox=checked_max_outbox,
+        when_full=str(when_full),
+        send_timeout=checked_send_timeout,
     )
+
+
+def default_consumer() -> str:
+    """``<host>-<pid>-<random>``: unique per process, so that workers started
+    together (``uvicorn --workers 4``) never share a name; a clean stop removes
+    the name from the group, and stale names are removed by the other consumers."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _check_key(value: object, what: str) -> str:

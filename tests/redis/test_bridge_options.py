@@ -301,7 +301,7 @@ def test_defaults(bus: EventBus, client: Redis) -> None:
 
     assert bridge.stream == "eventbus"
     assert bridge.group is None
-    assert bridge.consumer == f"{socket.gethostname()}-{os.getpid()}"
+    assert bridge.consumer.startswith(f"{socket.gethostname()}-{os.getpid()}-")
     assert bridge.dead_letter == "eventbus:dead"
     assert bridge.max_deliveries == 5
     assert bridge.forward == ("order.*",)
@@ -314,10 +314,21 @@ def test_the_dead_letter_stream_defaults_to_the_stream_name_plus_dead(
     assert make(bus, client, stream="shop").dead_letter == "shop:dead"
 
 
-def test_the_consumer_defaults_to_hostname_dash_pid(bus: EventBus, client: Redis) -> None:
+def test_the_consumer_defaults_to_hostname_dash_pid_dash_random(
+    bus: EventBus, client: Redis
+) -> None:
     bridge = make(bus, client, group="billing")
 
-    assert bridge.consumer == f"{socket.gethostname()}-{os.getpid()}"
+    host, pid, random = bridge.consumer.rsplit("-", 2)
+    assert (host, pid) == (socket.gethostname(), str(os.getpid()))
+    assert len(random) == 6
+    assert int(random, 16) >= 0
+
+
+def test_two_bridges_of_one_process_get_different_default_consumer_names(
+    bus: EventBus, client: Redis
+) -> None:
+    assert make(bus, client, group="billing").consumer != make(bus, client, group="b").consumer
 
 
 def test_options_given_are_kept(bus: EventBus, client: Redis) -> None:
