@@ -401,7 +401,7 @@ class EventBus:
         if not isinstance(event, Event):
             raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
         try:
-            route = self._router.route(event.name)
+            route = self._router.route(event.name).received
         except Exception as error:
             raise scrubbed(error) from None
         life = self._lifecycle

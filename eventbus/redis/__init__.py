@@ -95,6 +95,7 @@ class RedisBridge:
         dead_letter: str | None = None,
         dedup_window: float | None = None,
         start_at: str = "$",
+        stream_only: bool = False,
         logger: Any | None = None,
     ) -> None:
         options = check_options(
@@ -113,6 +114,7 @@ class RedisBridge:
             dead_letter=dead_letter,
             dedup_window=dedup_window,
             start_at=start_at,
+            stream_only=stream_only,
         )
         self.stream: Final = options.stream
         self.group: Final = options.group
@@ -120,6 +122,7 @@ class RedisBridge:
         self.forward: Final = options.forward
         self.dead_letter: Final = options.dead_letter
         self.max_deliveries: Final = options.max_deliveries
+        self.stream_only: Final = options.stream_only
         log = logger if logger is not None else structlog.get_logger("eventbus.redis")
         self._bus: Final = bus
         self._link: Final = Link(client, self.stream, self.group, self.consumer, log)

@@ -35,6 +35,7 @@ class Options:
     dead_letter: str
     dedup_ms: int | None
     start_at: str
+    stream_only: bool
 
 
 def check_options(
@@ -54,6 +55,7 @@ def check_options(
     dead_letter: object,
     dedup_window: object,
     start_at: object,
+    stream_only: object = False,
 ) -> Options:
     """Check the arguments of ``RedisBridge`` (see its documentation); ``TypeError``
     or ``ValueError`` (``UnknownEventError`` for ``forward`` on a strict bus) name
@@ -85,6 +87,13 @@ def check_options(
     min_idle_ms = _milliseconds(min_idle, "min_idle")
     dedup_ms = None if dedup_window is None else _milliseconds(dedup_window, "dedup_window")
     checked_start_at = _check_start_at(start_at)
+    if not isinstance(stream_only, bool):
+        raise TypeError(f"stream_only must be a bool, not {type(stream_only).__name__}")
+    if stream_only and checked_group is None:
+        raise ValueError(
+            "stream_only=True needs a group: the handlers of forwarded events run from "
+            "the stream only, and a bridge without a group never reads it"
+        )
     if checked_retry_delay * 1000 >= min_idle_ms:
         raise ValueError(
             f"retry_delay ({retry_delay} s) must be shorter than min_idle ({min_idle} s): "
@@ -104,6 +113,7 @@ def check_options(
         dead_letter=checked_dead_letter,
         dedup_ms=dedup_ms,
         start_at=checked_start_at,
+        stream_only=stream_only,
     )
 
 

@@ -38,13 +38,17 @@ class Outbox:
         "_maxlen",
         "_queue",
         "_wakeup",
+        "diverts",
         "patterns",
     )
 
     def __init__(self, link: Link, options: Options) -> None:
         self._link: Final = link
         self.patterns: Final = options.forward
-        self._group: Final = options.group or ""  # the origin of its entries: that group skips them
+        # The origin of its entries: that group's handlers ran here, its consumers skip them.
+        # Stream-only: the handlers run from the stream only, in every group (no origin).
+        self._group: Final = "" if options.stream_only else options.group or ""
+        self.diverts: Final = options.stream_only  # takes the emissions away from local handlers
         self._batch: Final = options.batch
         self._maxlen: Final = options.maxlen
         self._queue: Final[deque[dict[str, str]]] = deque()
