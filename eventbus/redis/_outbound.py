@@ -138,6 +138,19 @@ class Outbox:
         self._flushes.append((target, waiter))
         await waiter
 
+    def mark(self) -> int:
+        """The number of entries queued so far, sent or not (for ``wait_forwarded``)."""
+        return self._link.counts["forwarded"] + len(self._queue)
+
+    async def wait_forwarded(self, mark: int) -> None:
+        """Wait until the first ``mark`` entries ever queued are in the stream (the
+        consumer acknowledges an entry only once what its handlers forwarded is)."""
+        if self._link.counts["forwarded"] >= mark:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushes.append((mark, waiter))
+        await waiter
+
     def fail_flushes(self, error: Exception) -> None:
         """The writer stopped with entries left: every waiting ``flush`` raises ``error``."""
         flushes, self._flushes = self._flushes, []
