@@ -30,6 +30,20 @@ MARK_AFTER: Final = 0.01
 """Seconds a first delivery may run before its attempt is written to the server: a
 handler that runs longer and crashes its process counts as an attempt of that entry."""
 _BACK_OFF: Final = (0.05, 0.1, 0.2, 0.5, 1.0)
+_REMEMBER_AND_ACK: Final = """
+local seen = tonumber(ARGV[3])
+for i = 1, seen do redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[2]) end
+local i, n = 4, #ARGV
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+return 0
+"""
+"""KEYS: the stream, then the handled event ids' keys; ARGV: the group, the dedup window
+(ms), how many keys, then the entry ids. One script: remembered and acknowledged at once,
+in one command whatever the count (a MULTI of one SET per id costs a command each)."""
 
 
 class Forwarding(Protocol):
@@ -86,6 +100,9 @@ class Acks:
         self._sent = asyncio.Event()  # set each time nothing is left to send
         self._sent.set()
         self._task: asyncio.Task[None] | None = None
+        self._remember_and_ack: Final = (
+            None if self._dedup_ms is None else link.client.register_script(_REMEMBER_AND_ACK)
+        )
 
     def __len__(self) -> int:
         """Entries settled but not acknowledged yet."""
@@ -96,6 +113,10 @@ class Acks:
     def start(self) -> None:
         """Start sending in the background (on the running loop)."""
         if self._task is None or self._task.done():
+            # Made here: a bridge started again may run on another loop.
+            self._wakeup, self._sent = asyncio.Event(), asyncio.Event()
+            if not self._acks and not self._marks:
+                self._sent.set()
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
@@ -231,13 +252,15 @@ class Acks:
             await client.xack(self._stream, self._group, *acked)
         elif not (acked or remembered or forgotten):
             await client.hset(self.attempts_key, mapping=marked)
+        elif not (forgotten or marked):
+            await self._remember(remembered, acked, client)
         else:
-            async with client.pipeline(transaction=True) as pipe:
+            async with client.pipeline(transaction=False) as pipe:
                 if marked:
                     pipe.hset(self.attempts_key, mapping=marked)
-                for event_id in remembered:
-                    pipe.set(self._seen_prefix + event_id, 1, px=self._dedup_ms)
-                if acked:
+                if remembered:
+                    await self._remember(remembered, acked, pipe)
+                elif acked:
                     pipe.xack(self._stream, self._group, *acked)
                 if forgotten:
                     pipe.hdel(self.attempts_key, *forgotten)
@@ -256,6 +279,14 @@ class Acks:
         if count:
             self._link.counts["acked"] += count
             self._link.log.debug("eventbus.redis.acked", count=count, **self._link.where())
+
+    async def _remember(self, event_ids: list[str], entry_ids: list[str], client: Any) -> None:
+        """Remember handled event ids and acknowledge entries in one script (queued
+        only, when ``client`` is a pipeline)."""
+        assert self._remember_and_ack is not None
+        keys = [self._stream, *(self._seen_prefix + event_id for event_id in event_ids)]
+        args = [self._group, self._dedup_ms, len(event_ids), *entry_ids]
+        await self._remember_and_ack(keys=keys, args=args, client=client)
 
     # ---------------------------------------------------------------- reading
 

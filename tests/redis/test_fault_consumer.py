@@ -232,6 +232,10 @@ async def run_fault_scenario(server: RedisServer, log_dir: Path, size: Size) -> 
                         f"{len(state.pending)} pending\n{workers.tails()}"
                     )
                 stats = await bridge.stats()
+            # A process started again just now may not handle SIGTERM yet: wait for it.
+            while await client.llen("ready") < workers.starts:
+                assert time.monotonic() < deadline, workers.tails()
+                await asyncio.sleep(0.05)
             for process in workers.processes.values():
                 process.send_signal(signal.SIGTERM)
             for process in workers.processes.values():
