@@ -346,7 +346,7 @@ class Consumer:
             errors = [_error_record(None, error)]
             await acks.bury(entry_id, fields, before + 1, errors, counted=before > 0)
             return
-        if self._needs_no_run(received, entry_id, seen):
+        if (seen or received.origin) and self._needs_no_run(received, entry_id, seen):
             acks.settle(entry_id, counted=before > 0)
             return
         attempt = before + 1
@@ -354,8 +354,16 @@ class Consumer:
             await acks.mark_now(entry_id, attempt)  # it may be the one crashing consumers
         else:
             acks.running(entry_id, attempt)
-        report = await self._dispatch(entry_id, fields, attempt, received)
-        if report is None:
+        self._link.counts["consumed"] += 1
+        try:
+            report = await self._bus.emit_received(
+                received.event, chain=received.ancestors, skip=self._outbox
+            )
+        except BusClosedError:
+            raise
+        except EventBusError as refusal:  # for good: strict mode, payload check or a loop
+            errors = [_error_record(None, refusal)]
+            await acks.bury(entry_id, fields, attempt, errors, counted=attempt > 1)
             return
         if not report.ok:
             acks.stopped_running()
@@ -406,24 +414,6 @@ class Consumer:
             errors=errors,
             **self._link.where(),
         )
-
-    async def _dispatch(
-        self, entry_id: str, fields: dict[Any, Any], deliveries: int, received: Received
-    ) -> EmitReport | None:
-        """Emit a received event locally; None when the bus refused it for good
-        (it is dead-lettered: strict mode, payload check or a loop)."""
-        bus = self._bus
-        self._link.counts["consumed"] += 1
-        try:
-            return await bus.emit_received(
-                received.event, chain=received.ancestors, skip=self._outbox
-            )
-        except BusClosedError:
-            raise
-        except EventBusError as refusal:
-            errors = [_error_record(None, refusal)]
-            await self._acks.bury(entry_id, fields, deliveries, errors, counted=deliveries > 1)
-            return None
 
     # ---------------------------------------------------------------- settling
 
