@@ -97,6 +97,8 @@ from eventbus import Event, EventBus
 from eventbus.redis import RedisBridge
 from eventbus.redis.testing import RedisServer
 
+from ._redis_consumer import consumer_alone, render_consumer_alone
+
 HOST: Final = "127.0.0.1"
 EVENT: Final = "order.placed"
 PAYLOAD: Final[dict[str, Any]] = {"sku": "SKU-12345", "qty": 3, "price": 9.5}
@@ -968,6 +970,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as Markdown instead of plain text"
     )
+    parser.add_argument(
+        "--consumer-only",
+        action="store_true",
+        help="only the consumer-alone rows: a pre-filled stream drained by the bridge's "
+        "consumer and by a raw XREADGROUP/XACK loop",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument(
         "--producer",
@@ -1027,6 +1035,12 @@ def run(
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
+def run_consumer_alone(settings: Settings, log: Callable[[str], None]) -> JSON:
+    """The consumer-alone rows (``benchmarks/_redis_consumer.py``), on a server of their own."""
+    with RedisServer() as server:
+        return consumer_alone(server.port, settings.events, settings.rounds, settings.batch, log)
+
+
 def write_outputs(report: JSON, args: argparse.Namespace, log: Callable[[str], None]) -> None:
     """The JSON wherever asked; in a full run, results/redis.json and redis.md by default."""
     json_path: Path | None = args.json
@@ -1038,7 +1052,10 @@ def write_outputs(report: JSON, args: argparse.Namespace, log: Callable[[str], N
         json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         log(f"wrote {json_path}")
     if markdown_path is not None:
-        markdown_path.write_text(render_markdown(report, report["rows"]), encoding="utf-8")
+        markdown = render_markdown(report, report["rows"])
+        if "consumer_alone" in report:
+            markdown += "\n" + render_consumer_alone(report["consumer_alone"]) + "\n"
+        markdown_path.write_text(markdown, encoding="utf-8")
         log(f"wrote {markdown_path}")
 
 
@@ -1062,6 +1079,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop_on_sigterm()
     configure_logging()
+    if args.consumer_only:
+        alone = run_consumer_alone(settings, log)
+        print(render_consumer_alone(alone))
+        return 0
     began = time.perf_counter()
     try:
         results, server = run(settings, log)
@@ -1078,8 +1099,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
     }
     report = build_report(results, settings, server, meta)
+    report["consumer_alone"] = run_consumer_alone(settings, log)
     render = render_markdown if args.markdown else render_text
     print(render(report, report["rows"]))
+    print("\n" + render_consumer_alone(report["consumer_alone"]))
     print(f"\n(total {meta['duration_s']:.1f} s)")
     write_outputs(report, args, log)
     return 0

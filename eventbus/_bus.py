@@ -663,7 +663,7 @@ class EventBus:
             raise TypeError(f"emit_received() needs an Event, not {type(event).__name__}")
         carried = NO_HEADERS if headers is None else check_headers(headers)
         try:
-            route = self._router.route(event.name)
+            route = self._router.route(event.name).received
             if route.shape is not None:  # rebuild the data from this bus's declaration
                 event = with_payload(event, route.shape.fit(route.name, event.payload))
         except Exception as error:

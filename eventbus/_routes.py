@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, final
 
 from ._catalog import Catalog, EventSpec, PayloadCheck
@@ -55,6 +55,7 @@ class Route:
         "payload_check",
         "plain",
         "quiet",
+        "received",
         "reentrant",
         "shape",
         "taps",
@@ -63,14 +64,17 @@ class Route:
     def __init__(
         self,
         name: str,
-        subscriptions: Iterable[tuple[str, tuple[HandlerInfo, ...]]],
+        subscriptions: Sequence[tuple[str, tuple[HandlerInfo, ...]]],
         spec: EventSpec | None,
-        mutes: Iterable[str],
+        mutes: Sequence[str],
         taps: Iterable[Tap],
         interceptors: tuple[Interceptor, ...] = (),
+        divert: bool = True,
     ) -> None:
         self.name: Final = name
         self.muted: Final = any(key_matches(pattern, name) for pattern in mutes)
+        self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
+        diverted = divert and any(getattr(tap, "diverts", False) for tap in self.taps)
         matching = [
             info
             for key, infos in subscriptions
@@ -79,13 +83,12 @@ class Route:
             if info.alive
         ]
         self.listening: Final = bool(matching)
-        handlers = () if self.muted else tuple(dispatch_order(matching))
+        handlers = () if self.muted or diverted else tuple(dispatch_order(matching))
         self.handlers: Final[tuple[HandlerInfo, ...]] = handlers
         self.calls: Final[tuple[Call, ...]] = tuple((info.direct, info) for info in handlers)
         self.has_async: Final = any(info.is_async for info in handlers)
         self.payload_check: Final[PayloadCheck] = spec.payload_check if spec else ()
         self.reentrant: Final = spec.reentrant if spec else False
-        self.taps: Final = tuple(tap for tap in taps if tap.matches(name))
         self.shape: Final = shape_of(spec.data_type) if spec and spec.data_type else None
         """The declared data type's shape: every emission's data is built or checked."""
         self.plain: Final = not self.payload_check and not self.taps and self.shape is None
@@ -99,6 +102,13 @@ class Route:
         self.quiet: Final = self.plain and not handlers and self.intercept is None
         """Plain, no handler to run, nothing intercepting: a top-level emission
         only makes its report."""
+        self.received: Final[Route] = (
+            Route(name, subscriptions, spec, mutes, self.taps, interceptors, divert=False)
+            if diverted
+            else self
+        )
+        """The route of this name's events made elsewhere (``emit_received``): a tap
+        with ``diverts = True`` takes local emissions away from the handlers, not those."""
 
 
 @final

@@ -103,6 +103,7 @@ class RedisBridge:
         max_outbox: int = 100_000,
         when_full: Literal["raise", "wait"] = "raise",
         send_timeout: float = 10.0,
+        stream_only: bool = False,
         logger: Any | None = None,
     ) -> None:
         options = check_options(
@@ -125,6 +126,7 @@ class RedisBridge:
             max_outbox=max_outbox,
             when_full=when_full,
             send_timeout=send_timeout,
+            stream_only=stream_only,
         )
         self.stream: Final = options.stream
         self.group: Final = options.group
@@ -134,6 +136,7 @@ class RedisBridge:
         self.max_deliveries: Final = options.max_deliveries
         self.confirm: Final = options.confirm
         self._stale_after_ms: Final = 2 * options.min_idle_ms
+        self.stream_only: Final = options.stream_only
         log = logger if logger is not None else structlog.get_logger("eventbus.redis")
         self._bus: Final = bus
         self._link: Final = Link(client, self.stream, self.group, self.consumer, log)

@@ -147,11 +147,9 @@ class Received:
 def decode(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> Received:
     """Read an entry written by ``encode``; ``BadEntry`` says what is wrong with it."""
     try:
-        fields: dict[str, str] = {
-            key.decode(): value.decode()  # type: ignore[union-attr]
-            for key, value in raw.items()
-        }
-    except AttributeError:  # a client made with decode_responses=True: str already
+        keys, values = raw.keys(), raw.values()
+        fields: dict[str, str] = dict(zip(map(bytes.decode, keys), map(bytes.decode, values)))  # type: ignore[arg-type]  # noqa: B905
+    except TypeError:  # a client made with decode_responses=True: str already
         fields = dict(raw)  # type: ignore[arg-type]
     except UnicodeDecodeError as error:
         raise BadEntry(f"entry is not UTF-8: {error}") from None

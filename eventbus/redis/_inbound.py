@@ -3,10 +3,15 @@ each entry on the local bus and acknowledges it only once every handler
 succeeded.
 
 Where an entry can be, for this consumer: read (in hand, being dispatched),
-failed (pending, waiting in ``_retries`` for its next delivery), done but not
-yet acknowledged (``Acks.unacked``, when the server went away), or gone. While a
+failed (pending, waiting in ``_retries`` for its next delivery), settled and
+waiting for its acknowledgement to be sent (``Acks``, which sends them as entries
+settle, once what their handlers forwarded is in the stream), or gone. While a
 batch runs, a lease task renews this consumer's hold on every entry it still
 owns, so only a consumer that stopped answering has its entries claimed.
+
+A delivery counts towards ``max_deliveries`` only when a handler started on the
+entry (attempts are kept in Redis, per group): a crash does not use up a delivery
+of the entries of its batch that no handler saw.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from eventbus import BusClosedError, EmitReport, EventBus, EventBusError, Tap
+from eventbus import BusClosedError, EmitReport, EventBus, EventBusError
 
 from ._acks import Acks
 from ._entries import BadEntry, Entry, Received, decode, field, text
 from ._link import DOWN, Link, describe, message, redis
 from ._options import Options
+from ._outbound import Outbox
 
 __all__ = ["Consumer"]
 
@@ -32,7 +38,7 @@ _LEASE_SHARE: Final = 3
 class Consumer:
     """Reads the stream as one consumer of a group and dispatches on the bus."""
 
-    def __init__(self, link: Link, bus: EventBus, outbox: Tap | None, options: Options) -> None:
+    def __init__(self, link: Link, bus: EventBus, outbox: Outbox | None, options: Options) -> None:
         assert link.group is not None
         self._link: Final = link
         self._client: Final = link.client
@@ -47,7 +53,8 @@ class Consumer:
         self.idle = False
         """True while waiting for new entries or for the server: nothing in hand."""
         self._retries: dict[str, tuple[float, int]] = {}  # entry id -> (due, attempts)
-        self._acks: Final = Acks(link, options)
+        self._attempts: dict[str, int] = {}  # attempts of the retries claimed, for _handle
+        self._acks: Final = Acks(link, options, outbox)
 
     # ---------------------------------------------------------------- the loop
 
@@ -71,7 +78,7 @@ class Consumer:
         next_claim = 0.0
         while not stopping.is_set():
             try:
-                await self._acks.leftovers()
+                self._acks.start()
                 if not self.group_ready:
                     await self.create_group()
                 now = time.monotonic()
@@ -116,9 +123,12 @@ class Consumer:
             self.idle = False
 
     async def finish(self) -> None:
-        """Acknowledge what succeeded but is not acknowledged yet (best effort:
-        what the server does not take stays pending, and is delivered again)."""
-        await self._acks.finish()
+        """Acknowledge what succeeded but is not acknowledged yet, then stop sending
+        (cancelled, e.g. by a timeout: what is left stays pending, delivered again)."""
+        try:
+            await self._acks.flush()
+        finally:
+            await self._acks.close()
 
     def report_unacked(self) -> None:
         """Log the entries that are settled but could not be acknowledged."""
@@ -182,21 +192,25 @@ class Consumer:
 
     async def _claim_retries(self, now: float) -> list[Entry]:
         """Failed entries due for another delivery that this consumer still owns,
-        claimed again (which counts the delivery)."""
-        due = [entry_id for entry_id, (at, _) in self._retries.items() if at <= now]
+        claimed again. Each stays scheduled until the claim succeeded, so a lost
+        connection delays its retry by ``retry_delay``, not ``min_idle``."""
+        retries = self._retries
+        due = [entry_id for entry_id, (at, _) in retries.items() if at <= now]
         due = due[: self._options.batch]
-        attempts = {entry_id: self._retries.pop(entry_id)[1] for entry_id in due}
         mine = await self._mine(due)
-        entries: list[Entry] = []
         for entry_id in due:
             if entry_id not in mine:
-                continue  # another consumer claimed it meanwhile
-            deliveries = attempts[entry_id] + 1
-            response = await self._client.xclaim(
-                self._stream, self._group, self._name, 0, [entry_id], retrycount=deliveries
-            )
-            entries += [(text(claimed), fields, deliveries) for claimed, fields in response]
-        return entries
+                del retries[entry_id]  # another consumer claimed it meanwhile
+        due = [entry_id for entry_id in due if entry_id in mine]
+        if not due:
+            return []
+        response = await self._client.xclaim(self._stream, self._group, self._name, 0, due)
+        for entry_id in due:
+            self._attempts[entry_id] = retries.pop(entry_id)[1]
+        return [
+            (text(claimed), fields or None, max(2, mine[text(claimed)] + 1))
+            for claimed, fields in response
+        ]
 
     async def _mine(self, entry_ids: Sequence[str]) -> dict[str, int]:
         """Which of ``entry_ids`` are pending at this consumer, with their delivery counts."""
@@ -229,74 +243,73 @@ class Consumer:
     # ---------------------------------------------------------------- dispatching
 
     async def _handle(self, entries: list[Entry]) -> None:
-        """Dispatch a batch in order; acknowledge what succeeded, schedule a retry
-        for what failed, dead-letter what failed too often or can never succeed."""
+        """Dispatch a batch in order, settling each entry as it ends: acknowledged
+        (in the background) when it succeeded, delivered again after ``retry_delay``
+        when it failed, dead-lettered when it failed too often or can never succeed."""
         if not entries:
             return
         self._link.log.debug("eventbus.redis.consumed", count=len(entries), **self._link.where())
-        seen = await self._acks.already_handled(entries)
-        done: list[str] = []
+        acks = self._acks
+        seen = await acks.already_handled(entries)
+        again = [entry_id for entry_id, _, deliveries in entries if deliveries > 1]
+        started = await acks.attempts(again) if again else {}
+        known = self._attempts
+        for entry_id in again:
+            if entry_id in known:
+                started[entry_id] = max(started.get(entry_id, 0), known.pop(entry_id))
         remaining = list(reversed(entries))  # popped from the end as each is settled
         lost: set[str] = set()
-        lease = asyncio.create_task(self._keep_lease(remaining, done, lost))
+        lease = asyncio.create_task(self._keep_lease(remaining, lost))
         try:
-            await self._handle_each(remaining, seen, done, lost)
+            await self._handle_each(remaining, seen, started, lost)
         except BaseException:
-            self._acks.unacked += done  # handled: acknowledged as soon as the server answers
-            # Not settled yet (failed acks and dead letters are kept apart, and lost ones
-            # are another consumer's): delivered again after retry_delay, as the same
-            # attempt, in stream order.
+            acks.stopped_running()
+            # Not settled yet (lost ones are another consumer's): delivered again after
+            # retry_delay, in stream order.
             due = time.monotonic() + self._options.retry_delay
-            settled = {*self._acks.unacked, *self._acks.buried, *lost}
-            for entry_id, _, deliveries in reversed(remaining):
+            settled = acks.pending() | lost
+            for entry_id, _, _ in reversed(remaining):
                 if entry_id not in settled:
-                    self._retries[entry_id] = (due, deliveries - 1)
+                    self._retries[entry_id] = (due, started.get(entry_id, 0))
             raise
         finally:
             lease.cancel()
-        if done:
-            await self._acks.ack(done)
 
     async def _handle_each(
-        self, remaining: list[Entry], seen: set[str], done: list[str], lost: set[str]
+        self, remaining: list[Entry], seen: set[str], started: dict[str, int], lost: set[str]
     ) -> None:
-        """Settle the entries of ``remaining`` (last first), popping each; append
-        to ``done`` those to acknowledge; skip those in ``lost`` (claimed by another
-        consumer). An unexpected error of one entry is that entry's failure."""
+        """Settle the entries of ``remaining`` (last first), popping each; skip those in
+        ``lost`` (claimed by another consumer). ``started`` tells how many times a handler
+        started on an entry before. An unexpected error of one entry is its failure."""
         while remaining:
             entry_id, fields, deliveries = remaining[-1]
             if entry_id in lost:
                 remaining.pop()
                 continue
+            before = started.get(entry_id, 0)
             try:
-                settled = await self._handle_one(entry_id, fields, deliveries, seen)
+                await self._handle_one(entry_id, fields, deliveries, before, seen)
             except (BusClosedError, *DOWN):
                 raise
             except Exception as error:
-                settled = False
-                await self._failed(entry_id, fields, deliveries, [_error_record(None, error)])
+                self._acks.stopped_running()
+                await self._failed(entry_id, fields, before + 1, [_error_record(None, error)])
             remaining.pop()
-            if settled:
-                done.append(entry_id)
 
-    async def _keep_lease(self, remaining: list[Entry], done: list[str], lost: set[str]) -> None:
-        """While a batch runs: every min_idle/3, acknowledge what it settled and
-        reset the idle time of every entry this consumer still owns (the rest of
-        the batch, failed ones waiting for a retry), so that no live consumer
-        loses them; note in ``lost`` those another consumer claimed."""
+    async def _keep_lease(self, remaining: list[Entry], lost: set[str]) -> None:
+        """While a batch runs: every min_idle/3, reset the idle time of every entry this
+        consumer still owns (the rest of the batch, failed ones waiting for a retry), so
+        that no live consumer loses them; note in ``lost`` those another consumer claimed."""
         period = self._options.min_idle_ms / 1000 / _LEASE_SHARE
         while True:
             await asyncio.sleep(period)
             try:
-                if done:
-                    settled = done[:]
-                    done.clear()
-                    await self._acks.ack(settled)
                 held = [entry_id for entry_id, _, _ in remaining] + list(self._retries)
                 mine = await self._mine(held)
                 lost.update(entry_id for entry_id in held if entry_id not in mine)
                 for entry_id in lost:
                     self._retries.pop(entry_id, None)
+                self._acks.lost(lost)
                 if mine:
                     await self._client.xclaim(
                         self._stream, self._group, self._name, 0, list(mine), justid=True
@@ -307,30 +320,62 @@ class Consumer:
                 )
 
     async def _handle_one(
-        self, entry_id: str, fields: dict[Any, Any] | None, deliveries: int, seen: set[str]
-    ) -> bool:
-        """Settle one entry; True when it is to be acknowledged with the batch."""
+        self,
+        entry_id: str,
+        fields: dict[Any, Any] | None,
+        deliveries: int,
+        before: int,
+        seen: set[str],
+    ) -> None:
+        """Settle one entry, on which a handler started ``before`` times already."""
+        acks = self._acks
         if fields is None:  # trimmed from the stream while pending: nothing left to run
             self._log_trimmed([entry_id])
-            return True
-        if deliveries > self._options.max_deliveries:
+            acks.settle(entry_id, counted=before > 0)
+            return
+        if before >= self._options.max_deliveries:
             why = RuntimeError(
-                f"delivered {deliveries - 1} times without being acknowledged "
-                "(its consumers stopped or crashed meanwhile)"
+                f"a handler started on it {before} times without finishing "
+                "(its consumers crashed or stopped meanwhile)"
             )
-            await self._acks.bury(entry_id, fields, deliveries, [_error_record(None, why)])
-            return False
+            await acks.bury(entry_id, fields, before, [_error_record(None, why)], counted=True)
+            return
         try:
             received = decode(fields)
         except BadEntry as error:
-            await self._acks.bury(entry_id, fields, deliveries, [_error_record(None, error)])
-            return False
-        if self._needs_no_run(received, entry_id, seen):
-            return True
-        report = await self._dispatch(entry_id, fields, deliveries, received)
-        if report is None:
-            return False
-        return await self._settle(entry_id, fields, deliveries, report, seen)
+            errors = [_error_record(None, error)]
+            await acks.bury(entry_id, fields, before + 1, errors, counted=before > 0)
+            return
+        if (seen or received.origin) and self._needs_no_run(received, entry_id, seen):
+            acks.settle(entry_id, counted=before > 0)
+            return
+        attempt = before + 1
+        if deliveries > 1 or before:
+            await acks.mark_now(entry_id, attempt)  # it may be the one crashing consumers
+        else:
+            acks.running(entry_id, attempt)
+        self._link.counts["consumed"] += 1
+        try:
+            report = await self._bus.emit_received(
+                received.event,
+                chain=received.ancestors,
+                skip=self._outbox,
+                headers=received.headers or None,
+            )
+        except BusClosedError:
+            raise
+        except EventBusError as refusal:  # for good: strict mode, payload check or a loop
+            errors = [_error_record(None, refusal)]
+            await acks.bury(entry_id, fields, attempt, errors, counted=attempt > 1)
+            return
+        if not report.ok:
+            acks.stopped_running()
+            await self._failed(entry_id, fields, attempt, _errors_of(report))
+            return
+        event_id = report.event.id
+        if self._options.dedup_ms is not None:
+            seen.add(event_id)
+        acks.settle(entry_id, event_id, counted=before > 0)
 
     def _needs_no_run(self, received: Received, entry_id: str, seen: set[str]) -> bool:
         """An echo of this group's own emission, or an event handled already."""
@@ -349,69 +394,29 @@ class Consumer:
             return True
         return False
 
-    async def _settle(
-        self,
-        entry_id: str,
-        fields: dict[Any, Any],
-        deliveries: int,
-        report: EmitReport,
-        seen: set[str],
-    ) -> bool:
-        """After a dispatch: acknowledge, retry later, or dead-letter; True when
-        the entry is to be acknowledged with the batch."""
-        event = report.event
-        if not report.ok:
-            await self._failed(entry_id, fields, deliveries, _errors_of(report))
-            return False
-        if self._options.dedup_ms is None:
-            return True
-        await self._acks.ack([entry_id], handled=[event.id])
-        seen.add(event.id)
-        return False
-
     async def _failed(
         self,
         entry_id: str,
         fields: dict[Any, Any] | None,
-        deliveries: int,
+        attempt: int,
         errors: list[dict[str, str | None]],
     ) -> None:
-        """A delivery failed: dead-letter the entry after ``max_deliveries``, else
-        leave it pending for another delivery after ``retry_delay``."""
-        if fields is not None and deliveries >= self._options.max_deliveries:
-            await self._acks.bury(entry_id, fields, deliveries, errors)
+        """The ``attempt``-th run failed: dead-letter the entry after ``max_deliveries``,
+        else leave it pending for another delivery after ``retry_delay``."""
+        if fields is not None and attempt >= self._options.max_deliveries:
+            await self._acks.bury(entry_id, fields, attempt, errors, counted=attempt > 1)
             return
-        self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, deliveries)
+        self._retries[entry_id] = (time.monotonic() + self._options.retry_delay, attempt)
         self._link.counts["retried"] += 1
         self._link.log.warning(
             "eventbus.redis.retry",
             event_name=field(fields, "name"),
             event_id=field(fields, "id"),
             entry_id=entry_id,
-            deliveries=deliveries,
+            deliveries=attempt,
             errors=errors,
             **self._link.where(),
         )
-
-    async def _dispatch(
-        self, entry_id: str, fields: dict[Any, Any], deliveries: int, received: Received
-    ) -> EmitReport | None:
-        """Emit a received event locally; None when the bus refused it for good
-        (it is dead-lettered: strict mode, payload check or a loop)."""
-        bus = self._bus
-        self._link.counts["consumed"] += 1
-        try:
-            return await bus.emit_received(
-                received.event,
-                chain=received.ancestors,
-                skip=self._outbox,
-                headers=received.headers or None,
-            )
-        except BusClosedError:
-            raise
-        except EventBusError as refusal:
-            await self._acks.bury(entry_id, fields, deliveries, [_error_record(None, refusal)])
-            return None
 
     # ---------------------------------------------------------------- settling
 

@@ -40,6 +40,7 @@ class Options:
     max_outbox: int
     when_full: str
     send_timeout: float
+    stream_only: bool
 
 
 def check_options(
@@ -63,6 +64,7 @@ def check_options(
     max_outbox: object = 100_000,
     when_full: object = "raise",
     send_timeout: object = 10.0,
+    stream_only: object = False,
 ) -> Options:
     """Check the arguments of ``RedisBridge`` (see its documentation); ``TypeError``
     or ``ValueError`` (``UnknownEventError`` for ``forward`` on a strict bus) name
@@ -100,6 +102,13 @@ def check_options(
     if when_full not in ("raise", "wait"):
         raise ValueError(f"when_full must be 'raise' or 'wait', not {when_full!r}")
     checked_send_timeout = _check_seconds(send_timeout, "send_timeout")
+    if not isinstance(stream_only, bool):
+        raise TypeError(f"stream_only must be a bool, not {type(stream_only).__name__}")
+    if stream_only and checked_group is None:
+        raise ValueError(
+            "stream_only=True needs a group: the handlers of forwarded events run from "
+            "the stream only, and a bridge without a group never reads it"
+        )
     if checked_retry_delay * 1000 >= min_idle_ms:
         raise ValueError(
             f"retry_delay ({retry_delay} s) must be shorter than min_idle ({min_idle} s): "
@@ -123,6 +132,7 @@ def check_options(
         max_outbox=checked_max_outbox,
         when_full=str(when_full),
         send_timeout=checked_send_timeout,
+        stream_only=stream_only,
     )
 
 

@@ -91,6 +91,7 @@ class Outbox:
         "_wait_when_full",
         "_wakeup",
         "confirms",
+        "diverts",
         "patterns",
     )
 
@@ -103,7 +104,10 @@ class Outbox:
         self._link: Final = link
         self._headers: Final = headers  # the bus's outgoing_headers: a trace context
         self.patterns: Final = options.forward
-        self._group: Final = options.group or ""  # the origin of its entries: that group skips them
+        # The origin of its entries: that group's handlers ran here, its consumers skip them.
+        # Stream-only: the handlers run from the stream only, in every group (no origin).
+        self._group: Final = "" if options.stream_only else options.group or ""
+        self.diverts: Final = options.stream_only  # takes the emissions away from local handlers
         self._batch: Final = options.batch
         self._maxlen: Final = options.maxlen
         self._confirm: Final = options.confirm

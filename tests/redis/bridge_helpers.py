@@ -177,3 +177,11 @@ def failing(runs: list[str], failures: int | None = None) -> Callable[[Event], N
             raise ValueError(f"cannot handle {event.id} (run {len(runs)})")
 
     return handle
+
+
+async def until_nothing_pending(client: Redis, group: str = "g") -> None:
+    """Wait until group ``group`` has nothing pending: acknowledgements are sent in the
+    background as entries settle (each poll is a round trip to the server)."""
+    async with asyncio.timeout(WAIT):
+        while await pending(client, group):
+            await asyncio.sleep(0)

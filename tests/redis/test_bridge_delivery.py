@@ -29,6 +29,9 @@ from redis.asyncio import Redis
 
 from eventbus import Event, EventBus
 
+ATTEMPTS = "{events}:g:attempts"
+"""Where group "g" keeps how many times a handler started on each pending entry."""
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -198,16 +201,17 @@ async def test_entries_left_pending_by_a_crashed_consumer_are_claimed_after_min_
     assert all(c["log_level"] == "warning" and c["consumer"] == "live" for c in claims)
 
 
-async def test_claimed_entry_over_max_deliveries_is_dead_lettered(
+async def test_claimed_entry_started_max_deliveries_times_is_dead_lettered(
     redis_client: Redis, watch: Watch
 ) -> None:
-    """A claimed entry delivered more than max_deliveries times is dead-lettered without running."""
+    """A claimed entry on which handlers started max_deliveries times (their consumers
+    crashed each time) is dead-lettered without running again."""
     await create_group(redis_client)
     [entry_id] = await add(redis_client, "e1")
-    # Two consumers took it and crashed: delivered twice, never acknowledged.
+    # Two consumers ran a handler on it and crashed: two attempts, never acknowledged.
     await redis_client.xreadgroup("g", "crashed-1", {STREAM: ">"}, count=10)
     await redis_client.xclaim(STREAM, "g", "crashed-2", 0, [entry_id])
-    assert await pending_entries(redis_client) == [(entry_id, "crashed-2", 2)]
+    await redis_client.hset(ATTEMPTS, entry_id, 2)
     bus = EventBus("b")
     bus.on("order.placed", watch.record)
     async with consumer(bus, redis_client, consumer="live", min_idle=0.2, max_deliveries=2):
@@ -215,11 +219,32 @@ async def test_claimed_entry_over_max_deliveries_is_dead_lettered(
 
     assert watch.handled == []
     [dead] = await stream_entries(redis_client, DEAD)
-    assert dead["deliveries"] == "3"
+    assert dead["deliveries"] == "2"
     [error] = json.loads(dead["errors"])
     assert error["handler"] is None
-    assert "delivered 2 times" in error["message"]
+    assert "a handler started on it 2 times" in error["message"]
     assert await pending(redis_client) == 0
+    assert await redis_client.hlen(ATTEMPTS) == 0
+
+
+async def test_claimed_entry_no_handler_started_on_runs_however_often_it_was_delivered(
+    redis_client: Redis, watch: Watch
+) -> None:
+    """Deliveries to consumers that crashed before starting a handler on the entry (it
+    waited in their batch) do not count towards max_deliveries."""
+    await create_group(redis_client)
+    [entry_id] = await add(redis_client, "e1")
+    await redis_client.xreadgroup("g", "crashed-1", {STREAM: ">"}, count=10)
+    for crashed in ("crashed-2", "crashed-3"):
+        await redis_client.xclaim(STREAM, "g", crashed, 0, [entry_id])
+    bus = EventBus("b")
+    bus.on("order.placed", watch.record)
+    async with consumer(bus, redis_client, consumer="live", min_idle=0.2, max_deliveries=2):
+        await watch.until(lambda: watch.acked() == 1)
+
+    assert ids(watch.handled) == ["e1"]
+    assert await redis_client.xlen(DEAD) == 0
+    assert await redis_client.hlen(ATTEMPTS) == 0
 
 
 # ---------------------------------------------------------------- restarts
@@ -413,7 +438,7 @@ async def test_handled_event_id_is_remembered_for_the_dedup_window(
         await add(redis_client, "e1")
         await watch.until(lambda: watch.acked() == 1)
 
-    ttl = await redis_client.ttl(f"{STREAM}:g:handled:e1")
+    ttl = await redis_client.ttl(f"{{{STREAM}}}:g:handled:e1")  # in the stream's hash slot
     assert 55 <= ttl <= 60
 
 

@@ -25,6 +25,7 @@ from bridge_helpers import (
     ids,
     pending,
     stream_entries,
+    until_nothing_pending,
 )
 from redis.asyncio import Redis
 
@@ -55,7 +56,7 @@ async def assert_dead_lettered_at_once(
     assert error["handler"] is None
     assert error["type"] == error_type
     assert error["message"]
-    assert await pending(client) == 0
+    await until_nothing_pending(client)
     stats = await bridge.stats()
     assert stats.dead_lettered == 1
     assert stats.retried == 0

@@ -46,22 +46,18 @@ from eventbus.redis.testing import RedisServer
 def fail_first_transaction(
     client: Redis, monkeypatch: pytest.MonkeyPatch, failed: list[bool]
 ) -> None:
-    """Make the client's first transaction (the dedup SET + XACK of the first entry handled)
-    raise ConnectionError, as if the server went away; later ones go through."""
-    original = client.pipeline
+    """Make the client's first dedup acknowledgement (the script that remembers the first
+    handled event ids and acknowledges their entries, atomically) raise ConnectionError, as
+    if the server went away; later ones go through."""
+    original = client.evalsha
 
-    def pipeline(transaction: bool = True, shard_hint: str | None = None) -> Any:
-        pipe = original(transaction=transaction, shard_hint=shard_hint)
-        if transaction and not failed:
+    async def evalsha(*args: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise redis.ConnectionError("connection lost (test)")
+        return await original(*args)
 
-            async def lost(raise_on_error: bool = True) -> list[Any]:
-                failed.append(True)
-                raise redis.ConnectionError("connection lost (test)")
-
-            pipe.execute = lost
-        return pipe
-
-    monkeypatch.setattr(client, "pipeline", pipeline)
+    monkeypatch.setattr(client, "evalsha", evalsha)
 
 
 # ---------------------------------------------------------------- dead letters
