@@ -73,6 +73,8 @@ def defer(
     route = router.route(name)
     if source is not None and not isinstance(source, str):
         raise TypeError(f"source must be a str or None, not {type(source).__name__}")
+    if route.shape is not None:  # a name declared with a data type: build or check it now
+        payload = route.shape.fit(route.name, payload)
     admission.check(route, payload, 0, None, current_frame.get())
     scope = open_scope_of(bus)
     if scope is None:
@@ -304,8 +306,8 @@ class DeferredScope:
         loop's thread, one with an async handler is refused before any runs."""
         if _get_running_loop() is not None:
             for item in held:
-                route = self._router.route(item[1])
-                if route.has_async:
+                route = self._router.route(name_of(item[1]))
+                if route.needs_loop:
                     self._discard(held)
                     try:
                         self._admission.refuse_async_in_loop(route, current_frame.get())

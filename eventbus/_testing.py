@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._event import Event
-from ._names import key_matches
+from ._names import check_pattern, key_matches
+
+if TYPE_CHECKING:
+    from ._topic import Topic
 
 __all__ = ["Recorder", "RecordingTap"]
 
@@ -31,8 +34,9 @@ class Recorder:
         """The recorded event names, in emission order."""
         return [event.name for event in self.events]
 
-    def count(self, name: str) -> int:
-        """How many recorded events have exactly this name."""
+    def count(self, name: str | Topic[Any]) -> int:
+        """How many recorded events have exactly this name (a topic: its name)."""
+        name = check_pattern(name)
         return sum(1 for event in self.events if event.name == name)
 
     def clear(self) -> None:

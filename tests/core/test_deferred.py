@@ -652,3 +652,40 @@ class TestTopics:
             await scoped(bus, body)
 
         assert [entry["names"] for entry in discards(logs)] == [["till.closed"]]
+
+    def test_plain_name_declared_with_a_data_type_is_checked_at_defer(self, bus: EventBus) -> None:
+        """A plain name declared with a data type has its fields checked when
+        deferred; nothing held so far is lost to it."""
+        bus.declare("till.closed", payload=TillClosed)
+        seen = recording(bus, "a")
+        with bus.deferred() as scope:
+            bus.defer("a")
+            with pytest.raises(PayloadError, match="till_id"):
+                bus.defer("till.closed", till_id="three")
+        assert [name for name, _ in seen] == ["a"]
+        assert len(scope.reports) == 1
+
+    async def test_sync_scope_in_a_loop_runs_held_topics(self, bus: EventBus) -> None:
+        """A sync scope exiting in a running loop's thread runs held topic
+        emissions whose handlers are all sync."""
+        seen: list[object] = []
+        bus.on(TILL_CLOSED, lambda event: seen.append(event.data))
+        with bus.deferred():
+            bus.defer(TILL_CLOSED, till_id=4)
+        assert seen == [TillClosed(4)]
+
+    async def test_sync_scope_in_a_loop_refuses_a_held_topic_with_an_async_handler(
+        self, bus: EventBus
+    ) -> None:
+        """In a running loop's thread, a held topic emission with an async handler
+        is refused at exit before any held emission runs."""
+        seen = recording(bus, "a")
+
+        async def handler(event: Event[TillClosed]) -> None:
+            pass
+
+        bus.on(TILL_CLOSED, handler)
+        with pytest.raises(RuntimeError, match="async with"), bus.deferred():
+            bus.defer("a")
+            bus.defer(TILL_CLOSED, till_id=4)
+        assert seen == []

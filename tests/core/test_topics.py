@@ -579,6 +579,12 @@ class TestTopicsWhereverANameIs:
         assert recorder.names == ["sale.closed"]
         assert recorder.events[0].data == SaleClosed("a", 1)
 
+    def test_recorder_counts_a_topic_by_its_name(self, bus: EventBus) -> None:
+        with bus.record() as recorder:
+            bus.emit_sync(SALE_CLOSED, SaleClosed("a", 1))
+            bus.emit_sync(SALE_CLOSED, SaleClosed("b", 2))
+        assert recorder.count(SALE_CLOSED) == recorder.count("sale.closed") == 2
+
     def test_testing_helpers(self, bus: EventBus) -> None:
         with recording(bus, SALE_CLOSED) as emitted:
             bus.emit_sync(SALE_CLOSED, SaleClosed("a", 1))
