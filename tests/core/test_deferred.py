@@ -685,7 +685,10 @@ class TestTopics:
             pass
 
         bus.on(TILL_CLOSED, handler)
-        with pytest.raises(RuntimeError, match="async with"), bus.deferred():
-            bus.defer("a")
-            bus.defer(TILL_CLOSED, till_id=4)
+        scope = bus.deferred()
+        scope.__enter__()
+        bus.defer("a")
+        bus.defer(TILL_CLOSED, till_id=4)
+        with pytest.raises(RuntimeError, match="async with"):
+            scope.__exit__(None, None, None)
         assert seen == []
