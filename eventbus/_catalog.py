@@ -11,7 +11,7 @@ from typing import Any, Final, final
 
 from ._errors import PayloadError, UnknownEventError, safe_repr
 from ._names import is_pattern, key_matches
-from ._topic import Topic, shape_of
+from ._topic import Topic, checked_mapping, shape_of
 
 __all__ = [
     "Catalog",
@@ -63,17 +63,8 @@ def make_spec(name: str, description: object, payload: object, reentrant: object
             "payload must be a mapping of key to type or a data type (dataclass, TypedDict, "
             f"pydantic model), not {type(payload).__name__}"
         )
-    for key, expected in payload.items():
-        if not isinstance(key, str):
-            raise TypeError(f"payload keys must be str, not {type(key).__name__}: {safe_repr(key)}")
-        try:
-            isinstance(None, expected)
-        except TypeError:
-            raise TypeError(
-                f"payload[{safe_repr(key)}] must be a type usable with isinstance, "
-                f"not {safe_repr(expected)}"
-            ) from None
-    return EventSpec(name, description, types.MappingProxyType(dict(payload)), reentrant)
+    checked = types.MappingProxyType(dict(checked_mapping(payload)))
+    return EventSpec(name, description, checked, reentrant)
 
 
 def topic_spec(

@@ -32,7 +32,7 @@ from ._names import check_name
 if TYPE_CHECKING:
     from ._catalog import EventSpec
 
-__all__ = ["Shape", "Topic", "TopicDecorator", "resolve", "shape_of"]
+__all__ = ["Shape", "Topic", "TopicDecorator", "checked_mapping", "resolve", "shape_of"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -476,7 +476,7 @@ def shape_of(data_type: object) -> Shape:
                 shape = _shapes[data_type] = _class_shape(data_type)
         return shape
     if isinstance(data_type, Mapping):
-        frozen = types.MappingProxyType(dict(_checked_mapping(data_type)))
+        frozen = types.MappingProxyType(dict(checked_mapping(data_type)))
         items = frozenset(frozen.items())
         return _MappingShape(frozen, items, f"{dict(frozen)!r}", frozen)
     raise _unsupported(data_type)
@@ -499,7 +499,9 @@ def _is_typeddict(data_type: type) -> bool:
     return issubclass(data_type, dict) and hasattr(data_type, "__required_keys__")
 
 
-def _checked_mapping(data_type: Mapping[Any, Any]) -> Mapping[str, Any]:
+def checked_mapping(data_type: Mapping[Any, Any]) -> Mapping[str, Any]:
+    """``data_type`` if it maps ``str`` keys to types usable with ``isinstance``
+    (a ``Mapping[str, type]`` data type or ``declare`` payload), else TypeError."""
     for key, expected in data_type.items():
         if not isinstance(key, str):
             raise TypeError(f"payload keys must be str, not {type(key).__name__}: {safe_repr(key)}")
