@@ -32,7 +32,14 @@ from ._handlers import HandlerInfo
 from ._report import SKIPPED, EmitReport, Failure, new_report
 from ._routes import Route
 
-__all__ = ["Hooks", "admit", "dispatch", "dispatch_sync"]
+__all__ = [
+    "Hooks",
+    "admit",
+    "dispatch",
+    "dispatch_sync",
+    "finish_on_error_sync",
+    "refuse_awaitable",
+]
 
 _isawaitable = inspect.isawaitable
 
@@ -133,7 +140,7 @@ def dispatch_sync(
                 if in_loop is None:
                     in_loop = _get_running_loop() is not None
                 if in_loop:
-                    _refuse_awaitable(value, info)
+                    refuse_awaitable(value, info)
                 runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
                 value = runner.run(value, info.timeout, info.name)
         except Exception as error:
@@ -143,18 +150,32 @@ def dispatch_sync(
             if pending is not None:
                 if in_loop is None:
                     in_loop = _get_running_loop() is not None
-                if in_loop:
-                    hooks.failures.finish_later(pending, event)
-                else:
-                    runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
-                    hooks.failures.finish_blocking(pending, event, runner)
+                runner = finish_on_error_sync(hooks, pending, event, in_loop, runner)
         else:
             add(value)
         add(perf_counter())
     return new_report(EmitReport, (event, route.handlers, trace, failed))
 
 
-def _refuse_awaitable(value: Awaitable[Any], info: HandlerInfo) -> NoReturn:
+def finish_on_error_sync(
+    hooks: Hooks,
+    pending: Awaitable[Any],
+    event: Event,
+    in_loop: bool,
+    runner: BlockingRunner | None,
+) -> BlockingRunner | None:
+    """Finish ``on_error``'s awaitable for ``emit_sync``: as a task inside a
+    running loop (blocking is impossible there), else blocking on ``runner``
+    (made on first need); returns the runner for the next handlers."""
+    if in_loop:
+        hooks.failures.finish_later(pending, event)
+        return runner
+    runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
+    hooks.failures.finish_blocking(pending, event, runner)
+    return runner
+
+
+def refuse_awaitable(value: Awaitable[Any], info: HandlerInfo) -> NoReturn:
     if isinstance(value, CoroutineType):
         value.close()  # never awaited on purpose: no "was never awaited" warning
     raise RuntimeError(

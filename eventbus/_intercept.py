@@ -17,13 +17,14 @@ clauses around it clean up.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping
+from inspect import isawaitable
 from time import perf_counter
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ._blocking import BlockingRunner, finish_awaitable
 from ._chain import Frame, current_frame
-from ._dispatch import Hooks, _isawaitable, _refuse_awaitable, admit
+from ._dispatch import Hooks, admit, finish_on_error_sync, refuse_awaitable
 from ._event import Event
 from ._interceptors import NO_HEADERS, HandlerHook, Interception
 from ._report import SKIPPED, EmitReport, Failure, new_report
@@ -173,7 +174,7 @@ async def _dispatch(
             runs = _start(around, event, info)
             try:
                 value = handler(event)
-                if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
+                if value is not None and (type(value) is CoroutineType or isawaitable(value)):
                     timeout = info.timeout
                     if timeout is None:
                         value = await value
@@ -216,9 +217,9 @@ def _dispatch_sync(
             runs = _start(around, event, info)
             try:
                 value = handler(event)
-                if value is not None and (type(value) is CoroutineType or _isawaitable(value)):
+                if value is not None and (type(value) is CoroutineType or isawaitable(value)):
                     if in_loop:
-                        _refuse_awaitable(value, info)
+                        refuse_awaitable(value, info)
                     runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
                     value = runner.run(value, info.timeout, info.name)
             except Exception as error:
@@ -233,11 +234,7 @@ def _dispatch_sync(
             add(Failure(error, perf_counter() - trace[-1]))  # type: ignore[operator]
             pending = hooks.failures.handler_failed(event, info, error)
             if pending is not None:
-                if in_loop:
-                    hooks.failures.finish_later(pending, event)
-                else:
-                    runner = runner or BlockingRunner(hooks.loop_elsewhere(), hooks.background)
-                    hooks.failures.finish_blocking(pending, event, runner)
+                runner = finish_on_error_sync(hooks, pending, event, in_loop, runner)
         else:
             add(value)
         add(perf_counter())
