@@ -122,7 +122,6 @@ class Router:
 
     __slots__ = (
         "_evictable",
-        "_evictable_of",
         "_lock",
         "catalog",
         "interceptors",
@@ -142,9 +141,10 @@ class Router:
         self._lock: Final = lock
         self.routes: dict[str, Route] = {}
         self._evictable: OrderedDict[str, None] = OrderedDict()
-        """The cached names not subscribed to exactly, oldest first."""
-        self._evictable_of = id(self.routes)
-        """Which ``routes`` dict ``_evictable`` tracks (any change replaces it)."""
+        """The cached names not subscribed to exactly, oldest first. Names of a
+        cache since replaced stay until they are the oldest: evicting one then
+        removes nothing, so the cache still holds at most ``MAX_CACHED_ROUTES``
+        of them."""
         self.table: Final = SubscriptionTable(lock, self, on_unused)
         self.catalog: Final = Catalog(bus_name, strict, lock, self.invalidate)
         self.mutes: tuple[str, ...] = ()
@@ -178,9 +178,6 @@ class Router:
             return route
         with self._lock:
             evictable = self._evictable
-            if self._evictable_of != id(routes):  # replaced since: start tracking the new one
-                evictable = self._evictable = OrderedDict()
-                self._evictable_of = id(routes)
             if len(evictable) >= MAX_CACHED_ROUTES:
                 oldest, _ = evictable.popitem(last=False)
                 routes.pop(oldest, None)
